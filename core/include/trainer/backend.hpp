@@ -1,0 +1,93 @@
+// Backend: where tensors live and how the ops of a decoder run (forward and backward).
+// Ops take explicit shapes. Unless a comment says "accumulates", outputs are overwritten.
+// Parameter gradients (dweight, dbias, dwte, dwpe) always accumulate, so gradient
+// accumulation over micro-batches is free. All f32 unless the tensor says otherwise.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "trainer/plugin.hpp"
+#include "trainer/rng.hpp"
+#include "trainer/tensor.hpp"
+
+namespace trainer {
+
+class Backend : public Plugin {
+ public:
+  virtual Device device() const = 0;
+  virtual const char* name() const = 0;
+
+  // --- memory ---
+  virtual Tensor allocate(const Shape& shape, DType dtype) = 0;  // contents undefined
+  virtual void fill_zero(const Tensor& t) = 0;
+  virtual void copy_from_host(const Tensor& dst, const void* src) = 0;  // dst.bytes() bytes
+  virtual void copy_to_host(void* dst, const Tensor& src) = 0;          // src.bytes() bytes
+  virtual void copy(const Tensor& dst, const Tensor& src) = 0;          // same byte size
+  virtual void synchronize() = 0;
+
+  // --- embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] ---
+  virtual void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte,
+                                 const Tensor& wpe, int B, int T, int C) = 0;
+  // accumulates into dwte and dwpe
+  virtual void embedding_backward(const Tensor& dwte, const Tensor& dwpe, const Tensor& dout,
+                                  const Tensor& tokens, int B, int T, int C) = 0;
+
+  // --- layernorm over the last dim of N rows of C; mean/rstd are [N] ---
+  virtual void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
+                                 const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                                 int N, int C) = 0;
+  // accumulates into dinp, dweight, dbias
+  virtual void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
+                                  const Tensor& dout, const Tensor& inp, const Tensor& weight,
+                                  const Tensor& mean, const Tensor& rstd, int N, int C) = 0;
+
+  // --- linear: out[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); bias may be empty ---
+  virtual void matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight,
+                              const Tensor& bias, int N, int C, int OC) = 0;
+  // dinp overwritten (skipped when empty); accumulates into dweight and dbias (if not empty)
+  virtual void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
+                               const Tensor& dout, const Tensor& inp, const Tensor& weight,
+                               int N, int C, int OC) = 0;
+
+  // --- causal self-attention from packed qkv [B,T,3C] (q|k|v, heads of C/NH) ---
+  // out [B,T,C]; att [B,NH,T,T] receives the softmax probabilities (kept for backward).
+  virtual void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv,
+                                 int B, int T, int C, int NH) = 0;
+  // dqkv overwritten; datt is scratch of att's shape
+  virtual void attention_backward(const Tensor& dqkv, const Tensor& datt, const Tensor& dout,
+                                  const Tensor& qkv, const Tensor& att,
+                                  int B, int T, int C, int NH) = 0;
+
+  // --- GELU (tanh approximation, as GPT-2) ---
+  virtual void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) = 0;
+  virtual void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout,
+                             std::int64_t N) = 0;
+
+  // --- elementwise ---
+  virtual void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b,
+                                std::int64_t N) = 0;
+  // out = inp * keep / (1 - p), keep drawn from key; out may alias inp; p == 0 copies
+  virtual void dropout_forward(const Tensor& out, const Tensor& inp, float p, RngKey key,
+                               std::int64_t N) = 0;
+  // dinp = dout * keep / (1 - p) with the same mask; dinp may alias dout
+  virtual void dropout_backward(const Tensor& dinp, const Tensor& dout, float p, RngKey key,
+                                std::int64_t N) = 0;
+  // y = a * x + b * y
+  virtual void axpby(const Tensor& y, float a, const Tensor& x, float b, std::int64_t N) = 0;
+  // sum of squares, reduced in a fixed order (deterministic), returned to the host
+  virtual double sum_squares(const Tensor& x, std::int64_t N) = 0;
+
+  // --- loss: softmax cross-entropy over V classes for N rows ---
+  // losses [N] per row; if dlogits is not empty, dlogits = (softmax - onehot) * dloss
+  // (dlogits may alias logits). Targets < 0 are ignored (loss 0, gradient 0).
+  virtual void crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits,
+                                             const Tensor& logits, const Tensor& targets,
+                                             float dloss, int N, int V) = 0;
+
+  // --- optimizer: AdamW with bias correction, decoupled weight decay; t is 1-based ---
+  virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
+                            const Tensor& v, std::int64_t N, float lr, float beta1, float beta2,
+                            float eps, float weight_decay, std::int64_t t) = 0;
+};
+
+}  // namespace trainer

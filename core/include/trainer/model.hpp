@@ -1,0 +1,91 @@
+// Model: parameters plus explicit per-block forward and backward, with each block's saved
+// activations named and sized so recompute policies can choose what to keep.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "trainer/parameters.hpp"
+#include "trainer/plugin.hpp"
+#include "trainer/rng.hpp"
+#include "trainer/tensor.hpp"
+
+namespace trainer {
+
+struct BatchShape {
+  int B = 0;  // sequences in the micro-batch
+  int T = 0;  // tokens per sequence
+};
+
+// Identifies one forward/backward of one micro-batch; dropout keys derive from it so that
+// recompute and resume draw the same masks.
+struct StepContext {
+  std::uint64_t seed = 0;
+  std::int64_t step = 0;
+  int micro = 0;  // global micro-batch index within the step
+  bool training = true;
+  RngKey dropout_key(int site) const {
+    return RngKey{seed, rng_stream(static_cast<std::uint64_t>(step), static_cast<std::uint64_t>(micro),
+                                   static_cast<std::uint64_t>(site))};
+  }
+};
+
+struct ActivationSpec {
+  std::string name;
+  Shape shape;
+  DType dtype = DType::f32;
+  // True when, given the block input and the non-cheap activations, it is recomputed with
+  // no matrix product (layernorm outputs, softmax probabilities, GELU outputs).
+  bool cheap = false;
+};
+
+// The engine's store of one block's activations for one micro-batch. A forward pass
+// allocates each activation on first get(); the engine then frees those the recompute
+// policy does not keep. Before backward, a recompute pass (recomputing() == true) calls the
+// same forward code: get() returns held tensors and missing() tells what to recompute.
+class BlockActivations {
+ public:
+  virtual ~BlockActivations();
+  virtual Tensor get(std::string_view name) = 0;
+  // True if any of `names` was not held when this pass started (so it must be computed).
+  virtual bool missing(std::initializer_list<std::string_view> names) const = 0;
+  virtual bool recomputing() const = 0;
+  // Working memory that lives until the current pass ends.
+  virtual Tensor scratch(const Shape& shape, DType dtype = DType::f32) = 0;
+};
+
+class Model : public Plugin {
+ public:
+  virtual std::vector<ParameterSpec> parameters() const = 0;
+  // Called once the store is allocated; the model keeps the reference.
+  virtual void bind(const ParameterStore& params) = 0;
+
+  virtual int num_blocks() const = 0;
+  virtual int seq_len() const = 0;
+  virtual int vocab_size() const = 0;
+  virtual Shape residual_shape(BatchShape shape) const = 0;  // activations between blocks
+  virtual std::vector<ActivationSpec> block_activations(BatchShape shape) const = 0;
+  virtual double flops_per_token() const = 0;  // forward + backward, for MFU figures
+
+  // tokens/targets: i32 [B,T] on the backend's device.
+  virtual void embed_forward(const StepContext& ctx, BatchShape shape, const Tensor& tokens,
+                             const Tensor& x0, BlockActivations& acts) = 0;
+  // dx: gradient w.r.t. the embedding output; accumulates parameter gradients.
+  virtual void embed_backward(const StepContext& ctx, BatchShape shape, const Tensor& tokens,
+                              const Tensor& dx, BlockActivations& acts) = 0;
+  // Writes `out` unless acts.recomputing(), in which case it only refills activations.
+  virtual void block_forward(int block, const StepContext& ctx, BatchShape shape, const Tensor& x,
+                             const Tensor& out, BlockActivations& acts) = 0;
+  // dresid holds d(loss)/d(block output) on entry and d(loss)/d(block input) on exit.
+  virtual void block_backward(int block, const StepContext& ctx, BatchShape shape,
+                              const Tensor& x, const Tensor& dresid, BlockActivations& acts) = 0;
+  // Returns the summed loss over the B*T targets. If dx is not empty, also writes
+  // d(dloss * summed loss)/dx into dx and accumulates the head's parameter gradients.
+  virtual double head_forward_backward(const StepContext& ctx, BatchShape shape, const Tensor& x,
+                                       const Tensor& targets, float dloss, const Tensor& dx,
+                                       BlockActivations& acts) = 0;
+};
+
+}  // namespace trainer

@@ -1,0 +1,28 @@
+// Out-of-line virtual destructors: they anchor the SDK classes' type information in
+// libtrainer, so dynamic_cast works across plugin libraries.
+#include "trainer/backend.hpp"
+#include "trainer/model.hpp"
+#include "trainer/optimizer.hpp"
+#include "trainer/plugin.hpp"
+#include "trainer/recompute.hpp"
+
+namespace trainer {
+
+Plugin::~Plugin() = default;
+BlockActivations::~BlockActivations() = default;
+
+const char* plugin_kind_name(PluginKind kind) {
+  switch (kind) {
+    case PluginKind::backend: return "backend";
+    case PluginKind::comm: return "comm";
+    case PluginKind::model: return "model";
+    case PluginKind::layout: return "layout";
+    case PluginKind::recompute: return "recompute";
+    case PluginKind::overlap: return "overlap";
+    case PluginKind::failure: return "failure";
+    case PluginKind::optimizer: return "optimizer";
+  }
+  return "unknown";
+}
+
+}  // namespace trainer
