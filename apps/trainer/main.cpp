@@ -1,1 +1,52 @@
-int main() { return 0; }
+// trainer: train neural networks from declarative YAML recipes.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <exception>
+
+#include "commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: trainer <command> [arguments]
+
+commands:
+  run RECIPE [key=value ...] [--quiet]   validate a recipe, then train it
+  validate RECIPE [key=value ...]        print the fully resolved recipe (defaults filled in)
+  plugins [--plugin-path DIR ...]        list the plugins found on the search path
+  data prepare --out DIR [--val-fraction F] FILE...
+                                         turn text files into byte-level train/val shards
+  data synth --out DIR [--vocab N] [--order N] [--branching N] [--train-tokens N]
+             [--val-tokens N] [--seed N] [--concentration X]
+                                         write a Markov corpus with a known entropy floor
+
+overrides use dotted keys: trainer run r.yaml model.n_layer=4 train.steps=100
+plugins are searched in: a recipe's plugin_path, $TRAINER_PLUGIN_PATH, then the install's
+lib/trainer/plugins. Exit codes: 0 success, 1 failure while running, 2 bad recipe or usage.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    fmt::print("{}", kUsage);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    fmt::print("trainer {}\n", TRAINER_APP_VERSION);
+    return 0;
+  }
+  const std::string command = argv[1];
+  const trainer::cli::Args args(argv + 2, argv + argc);
+  try {
+    if (command == "run") return trainer::cli::run_command(args);
+    if (command == "validate") return trainer::cli::validate_command(args);
+    if (command == "plugins") return trainer::cli::plugins_command(args);
+    if (command == "data") return trainer::cli::data_command(args);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
+    return 1;
+  }
+  fmt::print(stderr, "trainer: unknown command '{}'\n\n{}", command, kUsage);
+  return 2;
+}

@@ -1,0 +1,45 @@
+#include "engine/components.hpp"
+
+#include "plugin/registry.hpp"
+
+namespace trainer {
+
+std::vector<std::filesystem::path> recipe_plugin_path(const ConfigNode& recipe) {
+  std::vector<std::string> extra;
+  if (recipe.has("plugin_path")) extra = recipe.at("plugin_path").as_string_list();
+  return plugin_search_path(extra);
+}
+
+namespace {
+
+template <class Interface>
+std::unique_ptr<Interface> create_section(const ConfigNode& recipe, const char* section, PluginKind kind,
+                                          const std::vector<std::filesystem::path>& dirs, Backend* backend) {
+  const ConfigNode& node = recipe.at(section);
+  const auto& descriptor = find_plugin(kind, node.get_string("plugin"), dirs);
+  return create_plugin<Interface>(descriptor, PluginContext{node, backend});
+}
+
+}  // namespace
+
+Components create_components(const ConfigNode& recipe) {
+  const auto dirs = recipe_plugin_path(recipe);
+  Components c;
+  c.backend = create_section<Backend>(recipe, "backend", PluginKind::backend, dirs, nullptr);
+  c.model = create_section<Model>(recipe, "model", PluginKind::model, dirs, c.backend.get());
+  c.optimizer = create_section<Optimizer>(recipe, "optimizer", PluginKind::optimizer, dirs, c.backend.get());
+  c.recompute = create_section<RecomputePolicy>(recipe, "recompute", PluginKind::recompute, dirs, c.backend.get());
+  return c;
+}
+
+std::variant<std::vector<KeySpec>, std::string> plugin_keys(const std::vector<std::filesystem::path>& dirs,
+                                                            PluginKind kind, const std::string& name) {
+  try {
+    const auto& d = find_plugin(kind, name, dirs);
+    return d.keys ? d.keys() : std::vector<KeySpec>{};
+  } catch (const PluginError& e) {
+    return std::string(e.what());
+  }
+}
+
+}  // namespace trainer

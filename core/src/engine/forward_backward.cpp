@@ -1,0 +1,95 @@
+#include "engine/forward_backward.hpp"
+
+#include <stdexcept>
+#include <string>
+
+namespace trainer {
+
+ForwardBackward::ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy,
+                                 BatchShape shape)
+    : backend_(backend), model_(model), shape_(shape) {
+  const auto specs = model.block_activations(shape);
+  for (int b = 0; b < model.num_blocks(); ++b) {
+    auto store = std::make_unique<BlockActivationStore>(backend, specs, saved_, workspace_);
+    auto keep = policy.keep(b, model.num_blocks(), specs);
+    if (keep.size() != specs.size()) {
+      throw std::logic_error("recompute policy returned " + std::to_string(keep.size()) + " flags for " +
+                             std::to_string(specs.size()) + " activations");
+    }
+    store->set_keep(std::move(keep));
+    blocks_.push_back(std::move(store));
+  }
+  edge_ = std::make_unique<BlockActivationStore>(backend, std::vector<ActivationSpec>{}, saved_, workspace_);
+}
+
+Tensor ForwardBackward::residual() {
+  Tensor t = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  saved_.add(t.bytes());
+  return t;
+}
+
+double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets,
+                              float dloss) {
+  const int L = model_.num_blocks();
+  // xs[b] is block b's input; xs[L] feeds the head. Each is freed once nothing needs it.
+  std::vector<Tensor> xs;
+  xs.push_back(residual());
+  edge_->begin_pass(false);
+  model_.embed_forward(ctx, shape_, tokens, xs[0], *edge_);
+  edge_->end_pass();
+  for (int b = 0; b < L; ++b) {
+    xs.push_back(residual());
+    auto& acts = *blocks_[static_cast<std::size_t>(b)];
+    acts.begin_pass(false);
+    model_.block_forward(b, ctx, shape_, xs[b], xs[b + 1], acts);
+    acts.end_forward();
+  }
+
+  Tensor dresid = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  workspace_.add(dresid.bytes());
+  edge_->begin_pass(false);
+  const double loss = model_.head_forward_backward(ctx, shape_, xs[L], targets, dloss, dresid, *edge_);
+  edge_->end_pass();
+
+  for (int b = L - 1; b >= 0; --b) {
+    auto& acts = *blocks_[static_cast<std::size_t>(b)];
+    saved_.sub(xs[b + 1].bytes());
+    xs[b + 1] = Tensor();
+    if (!acts.all_held()) {
+      acts.begin_pass(true);
+      model_.block_forward(b, ctx, shape_, xs[b], Tensor(), acts);
+      acts.end_pass();
+    }
+    acts.begin_pass(false);
+    model_.block_backward(b, ctx, shape_, xs[b], dresid, acts);
+    acts.release_all();
+  }
+  edge_->begin_pass(false);
+  model_.embed_backward(ctx, shape_, tokens, dresid, *edge_);
+  edge_->end_pass();
+  saved_.sub(xs[0].bytes());
+  workspace_.sub(dresid.bytes());
+  return loss;
+}
+
+double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets) {
+  const int L = model_.num_blocks();
+  Tensor x = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  Tensor y = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  edge_->begin_pass(false);
+  model_.embed_forward(ctx, shape_, tokens, x, *edge_);
+  edge_->end_pass();
+  for (int b = 0; b < L; ++b) {
+    auto& acts = *blocks_[static_cast<std::size_t>(b)];
+    acts.begin_pass(false);
+    model_.block_forward(b, ctx, shape_, x, y, acts);
+    acts.release_all();
+    std::swap(x, y);
+  }
+  edge_->begin_pass(false);
+  const double loss = model_.head_forward_backward(ctx, shape_, x, targets, 0.0f, Tensor(), *edge_);
+  edge_->end_pass();
+  return loss;
+}
+
+}  // namespace trainer

@@ -1,0 +1,43 @@
+// ForwardBackward: one micro-batch through the model's embedding, blocks and head and back,
+// applying the recompute policy per block and metering activation memory.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "engine/activation_store.hpp"
+#include "engine/memory_meter.hpp"
+#include "trainer/backend.hpp"
+#include "trainer/model.hpp"
+#include "trainer/recompute.hpp"
+
+namespace trainer {
+
+struct ActivationMemory {
+  std::size_t saved_peak = 0;      // block inputs + activations held for backward
+  std::size_t workspace_peak = 0;  // short-lived buffers inside one op sequence
+};
+
+class ForwardBackward {
+ public:
+  ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy, BatchShape shape);
+
+  // Accumulates parameter gradients of dloss * (summed loss); returns the summed loss.
+  double train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss);
+  // Forward only (no dropout, nothing kept); returns the summed loss.
+  double evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets);
+
+  ActivationMemory memory() const { return {saved_.peak(), workspace_.peak()}; }
+  BatchShape shape() const { return shape_; }
+
+ private:
+  Tensor residual();  // a block-boundary buffer, metered as saved
+
+  Backend& backend_;
+  Model& model_;
+  BatchShape shape_;
+  MemoryMeter saved_, workspace_;
+  std::vector<std::unique_ptr<BlockActivationStore>> blocks_;
+  std::unique_ptr<BlockActivationStore> edge_;  // embedding and head: workspace only
+};
+
+}  // namespace trainer

@@ -1,0 +1,51 @@
+// RunLog: what a run tells its user — a line per log_every steps on stdout, a progress bar
+// when stdout is a terminal, and one JSON object per event in <run dir>/metrics.jsonl.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace trainer {
+
+struct StepRecord {
+  std::int64_t step = 0;  // 1-based, as printed
+  std::int64_t total_steps = 0;
+  double loss = 0;
+  double lr = 0;
+  double grad_norm = 0;
+  double tokens_per_s = 0;
+  double ms_per_step = 0;
+  double eta_s = 0;
+  bool skipped = false;  // update skipped (non-finite gradients)
+};
+
+std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
+std::string format_bytes(double bytes);       // "12.3 MiB"
+std::string format_count(double n);           // "12,345"
+
+class RunLog {
+ public:
+  RunLog(const std::filesystem::path& run_dir, bool progress_bar);
+  ~RunLog();
+
+  void step(const StepRecord& r, bool print_line);
+  void eval(std::int64_t step, double val_loss, std::optional<double> floor);
+  void note(const std::string& line);  // a plain line, also clears the progress bar
+  // One flat JSON object: pairs of key and already-formatted JSON value.
+  void json(const std::vector<std::pair<std::string, std::string>>& fields);
+
+  static std::string json_string(const std::string& s);
+
+ private:
+  void clear_bar();
+  std::ofstream metrics_;
+  bool bar_;
+  bool bar_shown_ = false;
+};
+
+}  // namespace trainer

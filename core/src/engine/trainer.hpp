@@ -1,0 +1,87 @@
+// Trainer: a validated recipe turned into a running single-rank training loop — data,
+// plugins, parameters, optimizer, schedule, evaluation, logging.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "data/sampler.hpp"
+#include "data/token_shard.hpp"
+#include "engine/components.hpp"
+#include "engine/forward_backward.hpp"
+#include "engine/lr_schedule.hpp"
+#include "engine/run_log.hpp"
+#include "trainer/config.hpp"
+#include "trainer/parameters.hpp"
+
+namespace trainer {
+
+struct StepResult {
+  std::int64_t step = 0;  // 0-based index of the step just taken
+  double loss = 0;        // mean over the global batch's tokens
+  double grad_norm = 0;   // before clipping
+  double lr = 0;
+  bool skipped = false;
+};
+
+struct MemoryReport {
+  std::size_t parameters = 0;
+  std::size_t gradients = 0;
+  std::size_t optimizer_state = 0;
+  ActivationMemory activations;
+};
+
+struct TrainSummary {
+  std::int64_t steps = 0;
+  double final_loss = 0;
+  std::optional<double> final_val_loss;
+  std::optional<double> entropy_floor;
+  double median_tokens_per_s = 0;
+  double wall_s = 0;
+  MemoryReport memory;
+  std::filesystem::path run_dir;
+};
+
+struct TrainerOptions {
+  bool quiet = false;         // no console output (tests)
+  bool write_run_dir = true;  // metrics.jsonl and recipe.yaml
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const ConfigNode& recipe, TrainerOptions options = {});
+  ~Trainer();
+
+  StepResult train_step();  // one optimizer step; gradients stay readable until the next
+  double evaluate();        // mean validation loss over eval_batches micro-batches
+  TrainSummary run();       // the whole loop with logging and evaluation
+
+  const ParameterStore& parameters() const { return *params_; }
+  Backend& backend() { return *components_.backend; }
+  MemoryReport memory() const;
+  std::int64_t next_step() const { return step_; }
+
+ private:
+  void prepare_data();
+  void load_micro_batch(const std::vector<std::int32_t>& inputs, const std::vector<std::int32_t>& targets);
+
+  ConfigNode recipe_;
+  TrainerOptions options_;
+  Components components_;
+  std::unique_ptr<ParameterStore> params_;
+  std::unique_ptr<ForwardBackward> pass_;
+  std::optional<data::TokenShard> train_shard_, val_shard_;
+  std::unique_ptr<data::BatchSampler> sampler_;
+  std::unique_ptr<data::EvalWindows> eval_windows_;
+  std::optional<double> entropy_floor_;
+  LrSchedule schedule_;
+  Tensor tokens_, targets_;
+  BatchShape shape_;
+  std::int64_t steps_ = 0, global_batch_ = 0, accum_ = 0, step_ = 0;
+  std::uint64_t seed_ = 0;
+  double grad_clip_ = 0;
+};
+
+}  // namespace trainer
