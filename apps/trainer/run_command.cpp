@@ -40,7 +40,7 @@ bool has_flag(const RecipeArgs& a, const char* flag) {
 
 bool resolve_or_report(const RecipeArgs& a, ConfigNode& out) {
   try {
-    out = resolve_recipe(a.recipe, a.overrides);
+    out = load_and_validate_recipe(a.recipe, a.overrides);
     return true;
   } catch (const recipe::RecipeError& e) {
     fmt::print(stderr, "{}", recipe::format_diagnostics(e.diagnostics));

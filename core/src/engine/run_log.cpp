@@ -58,6 +58,7 @@ std::string num(double v) { return std::isfinite(v) ? fmt::format("{:.9g}", v) :
 }  // namespace
 
 RunLog::RunLog(const std::filesystem::path& run_dir, bool progress_bar) : bar_(progress_bar) {
+  if (run_dir.empty()) return;
   std::filesystem::create_directories(run_dir);
   metrics_.open(run_dir / "metrics.jsonl", std::ios::app);
 }
@@ -76,6 +77,7 @@ void RunLog::json(const std::vector<std::pair<std::string, std::string>>& fields
   for (std::size_t i = 0; i < fields.size(); ++i) {
     line += (i ? "," : "") + json_string(fields[i].first) + ":" + fields[i].second;
   }
+  if (!metrics_.is_open()) return;
   metrics_ << line << "}\n";
   metrics_.flush();  // a crash keeps every line written so far
 }
@@ -101,7 +103,7 @@ void RunLog::step(const StepRecord& r, bool print_line) {
   std::fflush(stdout);
 }
 
-void RunLog::eval(std::int64_t step, double val_loss, std::optional<double> floor) {
+void RunLog::eval(std::int64_t step, double val_loss, std::optional<double> floor, bool print_line) {
   std::vector<std::pair<std::string, std::string>> fields{
       {"event", "\"eval\""}, {"step", std::to_string(step)}, {"val_loss", num(val_loss)}};
   std::string extra;
@@ -110,6 +112,7 @@ void RunLog::eval(std::int64_t step, double val_loss, std::optional<double> floo
     extra = fmt::format(" (entropy floor {:.4f}, {:+.1f}% above)", *floor, 100.0 * (val_loss / *floor - 1.0));
   }
   json(fields);
+  if (!print_line) return;
   clear_bar();
   fmt::print("eval step {} | val loss {:.4f}{}\n", step, val_loss, extra);
   std::fflush(stdout);

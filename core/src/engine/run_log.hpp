@@ -30,11 +30,12 @@ std::string format_count(double n);           // "12,345"
 
 class RunLog {
  public:
+  // No metrics file when run_dir is empty.
   RunLog(const std::filesystem::path& run_dir, bool progress_bar);
   ~RunLog();
 
   void step(const StepRecord& r, bool print_line);
-  void eval(std::int64_t step, double val_loss, std::optional<double> floor);
+  void eval(std::int64_t step, double val_loss, std::optional<double> floor, bool print_line);
   void note(const std::string& line);  // a plain line, also clears the progress bar
   // One flat JSON object: pairs of key and already-formatted JSON value.
   void json(const std::vector<std::pair<std::string, std::string>>& fields);

@@ -163,8 +163,7 @@ TrainSummary Trainer::run() {
     std::filesystem::create_directories(run_dir);
     std::ofstream(run_dir / "recipe.yaml") << recipe::print_recipe(recipe_);
   }
-  RunLog log(options_.write_run_dir ? run_dir : std::filesystem::temp_directory_path() / "trainer-quiet",
-             console && isatty(STDOUT_FILENO));
+  RunLog log(options_.write_run_dir ? run_dir : std::filesystem::path(), console && isatty(STDOUT_FILENO));
   if (console) {
     log.note(fmt::format("model: {} parameters ({}), {} blocks, sequence {}; batch {} x {} tokens ({} micro-batches "
                          "of {}); {} steps",
@@ -193,7 +192,7 @@ TrainSummary Trainer::run() {
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
       const double v = evaluate();
       summary.final_val_loss = v;
-      if (console) log.eval(step_, v, entropy_floor_);
+      log.eval(step_, v, entropy_floor_, console);
     }
   }
   summary.steps = step_;
