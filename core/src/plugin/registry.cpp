@@ -44,7 +44,7 @@ std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::str
     }
   }
   const auto core_dir = boost::dll::this_line_location().parent_path();
-  dirs.emplace_back(std::filesystem::path(core_dir.string()) / "trainer" / "plugins");
+  dirs.emplace_back((std::filesystem::path(core_dir.string()) / "trainer" / "plugins").lexically_normal());
   return dirs;
 }
 
