@@ -14,6 +14,7 @@ commands:
   run RECIPE [key=value ...] [--quiet]   validate a recipe, then train it
   validate RECIPE [key=value ...]        print the fully resolved recipe (defaults filled in)
   plugins [--plugin-path DIR ...]        list the plugins found on the search path
+  reference                              every recipe key (core and plugins) as Markdown
   data prepare --out DIR [--val-fraction F] FILE...
                                          turn text files into byte-level train/val shards
   data synth --out DIR [--vocab N] [--order N] [--branching N] [--train-tokens N]
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     if (command == "validate") return trainer::cli::validate_command(args);
     if (command == "plugins") return trainer::cli::plugins_command(args);
     if (command == "data") return trainer::cli::data_command(args);
+    if (command == "reference") return trainer::cli::reference_command(args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
     return 1;

@@ -93,5 +93,9 @@ check "data synth reports the floor" grep -q "entropy floor" synth.txt
 "$trainer" data synth --out synth --vocab lots 2> /dev/null
 check "data synth rejects a bad number" test $? -eq 2
 
-echo "$((failures == 0 ? 1 : 0)) passed, $failures failed" > /dev/null
+# --- docs/recipes.md embeds `trainer reference` verbatim ---
+"$trainer" reference > reference.md
+sed -n '/<!-- BEGIN trainer reference -->/,/<!-- END trainer reference -->/p' "$src/docs/recipes.md" | sed '1d;$d' > documented.md
+check "docs/recipes.md matches trainer reference (regenerate it if this fails)" diff -u documented.md reference.md
+
 [ "$failures" -eq 0 ]
