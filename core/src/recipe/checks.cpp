@@ -1,0 +1,138 @@
+#include "recipe/checks.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "recipe/schema.hpp"
+
+namespace trainer::recipe {
+namespace {
+
+ConfigNode* find(ConfigNode& root, std::initializer_list<std::string_view> path) {
+  ConfigNode* node = &root;
+  for (auto key : path) {
+    if (!node->is_map() || !node->has(key)) return nullptr;
+    node = &(*node)[key];
+  }
+  return node;
+}
+
+const KeySpec* spec_at(std::initializer_list<std::string_view> path) {
+  const SectionSchema* section = &trainer_schema();
+  const KeySpec* spec = nullptr;
+  for (auto key : path) {
+    if (!section) return nullptr;
+    spec = section->find_key(key);
+    section = section->find_section(key);
+  }
+  return spec;
+}
+
+// The value at `path` if the schema accepted it (type and range), else nullopt: the
+// schema has reported it already and a cross-field error about it would be noise.
+template <typename T>
+std::optional<T> accepted(ConfigNode& recipe, std::initializer_list<std::string_view> path) {
+  const ConfigNode* node = find(recipe, path);
+  if (!node || !node->is_scalar()) return std::nullopt;
+  T value{};
+  try {
+    if constexpr (std::is_integral_v<T>) {
+      value = node->as_int();
+    } else {
+      value = node->as_double();
+    }
+  } catch (const ConfigError&) {
+    return std::nullopt;
+  }
+  if (const KeySpec* spec = spec_at(path)) {
+    if (spec->min && static_cast<double>(value) < *spec->min) return std::nullopt;
+    if (spec->max && static_cast<double>(value) > *spec->max) return std::nullopt;
+  }
+  return value;
+}
+
+std::string batch_hint(std::int64_t global, std::int64_t micro, std::int64_t dp) {
+  const std::int64_t unit = micro * dp;
+  const std::int64_t lower = global / unit * unit;
+  std::string hint = lower > 0 ? fmt::format("set global_batch to {} or {}", lower, lower + unit)
+                               : fmt::format("set global_batch to {}", unit);
+  if (global % dp == 0) {
+    // The largest micro_batch not above the current one that divides the per-rank batch.
+    const std::int64_t per_rank = global / dp;
+    for (std::int64_t m = std::min(micro, per_rank); m >= 1; --m) {
+      if (per_rank % m == 0) {
+        hint += fmt::format(", or micro_batch to {}", m);
+        break;
+      }
+    }
+  }
+  return hint;
+}
+
+}  // namespace
+
+std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
+  std::vector<Diagnostic> out;
+  if (!recipe.is_map()) return out;
+
+  std::optional<std::int64_t> dp = 1;
+  if (ConfigNode* parallel = find(recipe, {"parallel"}); parallel && parallel->is_map()) {
+    if (parallel->has("dp")) dp = accepted<std::int64_t>(recipe, {"parallel", "dp"});
+  }
+  const std::optional<std::int64_t> micro = accepted<std::int64_t>(recipe, {"train", "micro_batch"});
+  ConfigNode* train = find(recipe, {"train"});
+  if (train && train->is_map() && !train->has("global_batch") && micro && dp) {
+    (*train)["global_batch"] = ConfigNode::scalar(std::to_string(*micro * *dp), default_origin());
+  }
+  const ConfigNode* global_node = find(recipe, {"train", "global_batch"});
+  const std::optional<std::int64_t> global = accepted<std::int64_t>(recipe, {"train", "global_batch"});
+  if (global && micro && dp && *global % (*micro * *dp) != 0) {
+    out.push_back({global_node->origin(),
+                   fmt::format("global_batch {} is not a multiple of micro_batch {} × "
+                               "data-parallel degree {}",
+                               *global, *micro, *dp),
+                   batch_hint(*global, *micro, *dp)});
+  }
+
+  const ConfigNode* lr_node = find(recipe, {"optimizer", "lr"});
+  const ConfigNode* min_lr_node = find(recipe, {"optimizer", "min_lr"});
+  const auto lr = accepted<double>(recipe, {"optimizer", "lr"});
+  const auto min_lr = accepted<double>(recipe, {"optimizer", "min_lr"});
+  if (lr && min_lr && *min_lr > *lr) {
+    out.push_back({min_lr_node->origin(),
+                   fmt::format("optimizer.min_lr {} is greater than optimizer.lr {}",
+                               min_lr_node->text(), lr_node->text()),
+                   "the learning rate decays from lr down to min_lr"});
+  }
+
+  const ConfigNode* warmup_node = find(recipe, {"optimizer", "warmup_steps"});
+  const ConfigNode* steps_node = find(recipe, {"train", "steps"});
+  const auto warmup = accepted<std::int64_t>(recipe, {"optimizer", "warmup_steps"});
+  const auto steps = accepted<std::int64_t>(recipe, {"train", "steps"});
+  if (warmup && steps && *warmup > *steps) {
+    out.push_back({warmup_node->origin(),
+                   fmt::format("optimizer.warmup_steps {} exceeds train.steps {}",
+                               warmup_node->text(), steps_node->text()),
+                   "warmup has to end within the run"});
+  }
+
+  const ConfigNode* precision = find(recipe, {"precision"});
+  const ConfigNode* backend = find(recipe, {"backend", "plugin"});
+  if (precision && precision->is_scalar() && precision->text() == "bf16" && backend &&
+      backend->is_scalar() && backend->text() != "cuda") {
+    out.push_back({precision->origin(),
+                   fmt::format("precision bf16 requires the cuda backend, but backend is '{}'",
+                               backend->text()),
+                   fmt::format("use precision: f32 on the {} backend, or backend: cuda",
+                               backend->text())});
+  }
+  return out;
+}
+
+}  // namespace trainer::recipe

@@ -1,0 +1,151 @@
+#include "recipe/schema.hpp"
+
+namespace trainer::recipe {
+
+const KeySpec* SectionSchema::find_key(std::string_view key) const {
+  for (const auto& k : keys) {
+    if (k.name == key) return &k;
+  }
+  return nullptr;
+}
+
+const SectionSchema* SectionSchema::find_section(std::string_view key) const {
+  for (const auto& s : sections) {
+    if (s.name == key) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> SectionSchema::accepted_names() const {
+  std::vector<std::string> names;
+  if (plugin_kind) names.emplace_back("plugin");
+  for (const auto& k : keys) names.push_back(k.name);
+  for (const auto& s : sections) names.push_back(s.name);
+  return names;
+}
+
+SectionSchema plain_section(std::string name, std::string doc, std::vector<KeySpec> keys,
+                            std::vector<SectionSchema> sections) {
+  SectionSchema s;
+  s.name = std::move(name);
+  s.doc = std::move(doc);
+  s.keys = std::move(keys);
+  s.sections = std::move(sections);
+  return s;
+}
+
+SectionSchema optional_section(std::string name, std::string doc, std::vector<KeySpec> keys,
+                               std::vector<SectionSchema> sections) {
+  SectionSchema s = plain_section(std::move(name), std::move(doc), std::move(keys),
+                                  std::move(sections));
+  s.optional = true;
+  return s;
+}
+
+SectionSchema plugin_section(std::string name, PluginKind kind, std::string default_plugin,
+                             std::string doc, std::vector<KeySpec> keys) {
+  SectionSchema s = plain_section(std::move(name), std::move(doc), std::move(keys));
+  s.plugin_kind = kind;
+  s.default_plugin = std::move(default_plugin);
+  return s;
+}
+
+namespace {
+
+SectionSchema build_trainer_schema() {
+  SectionSchema synth = optional_section(
+      "synth", "Generate a synthetic Markov-chain corpus instead of reading token files.",
+      {
+          Key::integer("vocab").def("64").min(2).max(65535).doc("vocabulary size"),
+          Key::integer("order").def("1").min(1).max(3).doc("Markov order of the chain"),
+          Key::integer("branching").def("4").min(1).doc("successors per context"),
+          Key::integer("train_tokens").def("2000000").min(1000).doc("tokens in the train split"),
+          Key::integer("val_tokens").def("200000").min(1000).doc("tokens in the val split"),
+          Key::integer("seed").def("1234").doc("seed of the generator"),
+          Key::number("concentration").def("1.0").min(0.01)
+              .doc("Dirichlet concentration of the transition weights"),
+      });
+
+  SectionSchema root;
+  root.doc = "A training recipe.";
+  root.keys = {
+      Key::string_list("plugin_path").def("[]")
+          .doc("extra folders searched for plugin libraries, before the installed ones"),
+      Key::string("precision").def("f32").choices({"f32", "bf16"})
+          .doc("numeric precision of the forward and backward passes"),
+  };
+  root.sections = {
+      plugin_section("model", PluginKind::model, "gpt", "The network to train."),
+      plugin_section("backend", PluginKind::backend, "cpu", "Where tensors live and compute."),
+      plugin_section("optimizer", PluginKind::optimizer, "adamw",
+                     "Parameter updates and the learning-rate schedule.",
+                     {
+                         Key::number("lr").def("6e-4").min(0).doc("peak learning rate"),
+                         Key::number("min_lr").def("0").min(0)
+                             .doc("learning rate at the end of the decay"),
+                         Key::integer("warmup_steps").def("0").min(0)
+                             .doc("steps of linear warmup from 0 to lr"),
+                         Key::string("decay").def("cosine").choices({"cosine", "linear", "constant"})
+                             .doc("shape of the decay from lr to min_lr after warmup"),
+                     }),
+      plugin_section("recompute", PluginKind::recompute, "none",
+                     "Which activations are recomputed in the backward pass instead of stored."),
+      plain_section("data", "The token streams to train and evaluate on.",
+                    {
+                        Key::string("train").required().doc("train split: a token file or folder"),
+                        Key::string("val").def("\"\"")
+                            .doc("validation split; empty means no evaluation"),
+                    },
+                    {synth}),
+      plain_section("train", "The training loop.",
+                    {
+                        Key::integer("steps").required().min(1).doc("optimizer steps to run"),
+                        Key::integer("micro_batch").def("8").min(1)
+                            .doc("sequences per forward/backward pass"),
+                        // Its default depends on parallel.dp; checks.cpp fills it.
+                        Key::integer("global_batch").min(1)
+                            .doc("sequences per optimizer step; default micro_batch x parallel.dp"),
+                        Key::number("grad_clip").def("1.0").min(0)
+                            .doc("clip the gradient's global norm to this; 0 turns clipping off"),
+                        Key::integer("eval_every").def("100").min(1).doc("steps between evaluations"),
+                        Key::integer("eval_batches").def("8").min(1)
+                            .doc("micro-batches per evaluation"),
+                        Key::integer("log_every").def("10").min(1).doc("steps between log lines"),
+                        Key::integer("seed").def("1337").min(0)
+                            .doc("seed of initialization and data order"),
+                    }),
+      plain_section("output", "Where the run writes its logs and checkpoints.",
+                    {
+                        Key::string("dir").def("runs/default").doc("output folder"),
+                        Key::string("name").def("run").doc("name of the run in logs"),
+                    }),
+      optional_section("parallel", "How the work is spread over devices.",
+                       {
+                           Key::integer("dp").def("1").min(1).doc("data-parallel degree"),
+                       }),
+  };
+  return root;
+}
+
+}  // namespace
+
+const SectionSchema& trainer_schema() {
+  static const SectionSchema schema = build_trainer_schema();
+  return schema;
+}
+
+void expand_plugin_shorthands(ConfigNode& node, const SectionSchema& schema) {
+  if (!node.is_map()) return;
+  for (auto& [key, value] : node.entries()) {
+    const SectionSchema* section = schema.find_section(key);
+    if (!section) continue;
+    if (section->plugin_kind && value.is_scalar()) {
+      ConfigNode map = ConfigNode::map(value.origin());
+      map["plugin"] = value;
+      value = std::move(map);
+    }
+    expand_plugin_shorthands(value, *section);
+  }
+}
+
+}  // namespace trainer::recipe
