@@ -35,7 +35,7 @@ check "broken recipe exits 2" test "$code" -eq 2
 check "unknown key at line:column with suggestion" grep -q "broken.yaml:3:3: error: unknown key 'n_layers'" err.txt
 check "did-you-mean for the key" grep -q "did you mean 'n_layer'" err.txt
 check "wrong type at line:column" grep -q "broken.yaml:8:3: error: .train.steps. must be an integer, found .ten." err.txt
-check "unknown plugin suggests the right one" grep -q "full" err.txt
+check "unknown plugin suggests the right one" grep -q "did you mean .full.?" err.txt
 check "all errors in one report" grep -q "^3 error(s); nothing was run" err.txt
 check "nothing was trained" test ! -e broken-run
 check "no data was written" test ! -e data

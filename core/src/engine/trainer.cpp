@@ -17,6 +17,11 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     : recipe_(recipe), options_(options), components_(create_components(recipe)) {
   const auto& train = recipe_.at("train");
   const auto& opt = recipe_.at("optimizer");
+  if (recipe_.has("parallel") && recipe_.at("parallel").get_int("dp") > 1) {
+    throw ConfigError(recipe_.at("parallel").at("dp").origin(),
+                      "this trainer runs on one process so far; multi-rank layouts are not available yet "
+                      "(set parallel.dp: 1)");
+  }
   steps_ = train.get_int("steps");
   global_batch_ = train.get_int("global_batch");
   shape_ = {static_cast<int>(train.get_int("micro_batch")), components_.model->seq_len()};
@@ -165,9 +170,9 @@ TrainSummary Trainer::run() {
   }
   RunLog log(options_.write_run_dir ? run_dir : std::filesystem::path(), console && isatty(STDOUT_FILENO));
   if (console) {
-    log.note(fmt::format("model: {} parameters ({}), {} blocks, sequence {}; batch {} x {} tokens ({} micro-batches "
+    log.note(fmt::format("run '{}': model {} parameters ({}), {} blocks, sequence {}; batch {} x {} tokens ({} micro-batches "
                          "of {}); {} steps",
-                         format_count(static_cast<double>(params_->numel())),
+                         recipe_.at("output").get_string("name"), format_count(static_cast<double>(params_->numel())),
                          format_bytes(static_cast<double>(params_->flat_values().bytes())),
                          components_.model->num_blocks(), shape_.T, global_batch_, shape_.T, accum_, shape_.B,
                          steps_));

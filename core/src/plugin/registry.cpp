@@ -1,5 +1,7 @@
 #include "plugin/registry.hpp"
 
+#include "recipe/suggest.hpp"
+
 #include <algorithm>
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
@@ -112,6 +114,11 @@ const PluginDescriptor& find_plugin(PluginKind kind, const std::string& name,
     }
   }
   std::string message = std::string("no ") + plugin_kind_name(kind) + " plugin named '" + name + "'";
+  if (auto guess = recipe::closest_match(name, available)) {
+    message += "; did you mean '";
+    message += *guess;
+    message += "'?";
+  }
   if (available.empty()) {
     message += "; no plugin of that kind was found";
   } else {
