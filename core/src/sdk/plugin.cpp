@@ -26,3 +26,12 @@ const char* plugin_kind_name(PluginKind kind) {
 }
 
 }  // namespace trainer
+
+#include "trainer/comm.hpp"
+#include "trainer/store.hpp"
+
+namespace trainer {
+Store::~Store() = default;
+CommWork::~CommWork() = default;
+Communicator::~Communicator() = default;
+}  // namespace trainer

@@ -1,0 +1,64 @@
+// Collective communication between ranks: a Communicator per process group (one per mesh
+// axis), made by a comm plugin (gloo on CPU, nccl on GPU). Operations are issued in program
+// order and run asynchronously; wait() on the handle blocks and rethrows failures.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "trainer/plugin.hpp"
+#include "trainer/store.hpp"
+#include "trainer/tensor.hpp"
+
+namespace trainer {
+
+// Raised by a failed or timed-out operation. The message names the group, the operation
+// and its sequence number within the group, so that a hang can be traced to one call.
+class CommError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class CommWork {
+ public:
+  virtual ~CommWork();
+  virtual void wait() = 0;   // blocks until done; throws CommError on failure or timeout
+  virtual bool ready() = 0;  // done (successfully or not), without blocking
+};
+
+struct GroupSpec {
+  std::string name;               // e.g. "dp", "tp.3": unique per job, used for store keys
+  std::vector<int> ranks;         // global ranks of the members, in group-rank order
+  int global_rank = 0;            // this process
+  std::chrono::milliseconds timeout{std::chrono::seconds(300)};
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator();
+  virtual int rank() const = 0;  // within the group
+  virtual int size() const = 0;
+  virtual const std::string& name() const = 0;
+
+  // Sums `t` over the group, in place; every rank gets bitwise the same result.
+  virtual std::unique_ptr<CommWork> all_reduce(const Tensor& t) = 0;
+  // `in` holds size() equal chunks of out.numel(); rank r receives the sum of chunk r.
+  virtual std::unique_ptr<CommWork> reduce_scatter(const Tensor& out, const Tensor& in) = 0;
+  // `out` holds size() chunks of in.numel(); chunk r is rank r's `in`.
+  virtual std::unique_ptr<CommWork> all_gather(const Tensor& out, const Tensor& in) = 0;
+  virtual std::unique_ptr<CommWork> broadcast(const Tensor& t, int root) = 0;
+  virtual std::unique_ptr<CommWork> send(const Tensor& t, int peer) = 0;  // peer: group rank
+  virtual std::unique_ptr<CommWork> recv(const Tensor& t, int peer) = 0;
+  virtual void barrier() = 0;
+};
+
+class CommBackend : public Plugin {
+ public:
+  // Collective over the members of `spec`: every member calls it with the same spec.
+  virtual std::unique_ptr<Communicator> connect(const GroupSpec& spec, Store& store) = 0;
+};
+
+}  // namespace trainer
