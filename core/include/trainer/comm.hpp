@@ -27,6 +27,9 @@ class CommWork {
   virtual ~CommWork();
   virtual void wait() = 0;   // blocks until done; throws CommError on failure or timeout
   virtual bool ready() = 0;  // done (successfully or not), without blocking
+  // Seconds the operation itself took on the communication thread (valid after wait()):
+  // with the caller's waiting time this separates total from exposed communication.
+  virtual double busy_seconds() const = 0;
 };
 
 struct GroupSpec {
