@@ -1,6 +1,8 @@
 // Parameters: what a model declares (ParameterSpec) and where the engine keeps them
-// (ParameterStore: one flat buffer of values and one of gradients, a view per parameter,
-// so that buckets, shards and checkpoints address contiguous ranges).
+// (ParameterStore). Consecutive parameters of the same block form a unit, stored in one
+// contiguous buffer of values and one of gradients: units are what gradient buckets,
+// ZeRO shards and FSDP gathers address, and a sharded layout may release a unit's full
+// buffers while it holds only its shard.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -22,34 +24,65 @@ struct ParameterSpec {
   float init_std = 0.0f;  // for Init::normal
 };
 
+struct ParameterUnit {
+  int block = -1;
+  std::size_t first = 0, last = 0;  // parameter indices [first, last)
+  std::int64_t offset = 0;          // elements before this unit, over all units
+  std::int64_t numel = 0;
+};
+
 class ParameterStore {
  public:
+  // Allocates every unit's values and gradients (gradients zeroed).
   ParameterStore(Backend& backend, std::vector<ParameterSpec> specs);
 
   std::size_t size() const { return specs_.size(); }
   const ParameterSpec& spec(std::size_t i) const { return specs_.at(i); }
   const std::vector<ParameterSpec>& specs() const { return specs_; }
   std::optional<std::size_t> find(const std::string& name) const;
+  std::int64_t numel() const { return numel_; }
+  std::int64_t offset(std::size_t i) const { return offsets_.at(i); }  // over all units
 
+  // Views; empty while their unit is released.
   Tensor value(std::size_t i) const { return values_.at(i); }
   Tensor grad(std::size_t i) const { return grads_.at(i); }
-  std::int64_t offset(std::size_t i) const { return offsets_.at(i); }  // in elements
-  const Tensor& flat_values() const { return flat_values_; }
-  const Tensor& flat_grads() const { return flat_grads_; }
-  std::int64_t numel() const { return numel_; }
+
+  const std::vector<ParameterUnit>& units() const { return units_; }
+  std::size_t unit_of(std::size_t param) const { return unit_of_.at(param); }
+  const Tensor& unit_values(std::size_t u) const { return unit_values_.at(u); }
+  const Tensor& unit_grads(std::size_t u) const { return unit_grads_.at(u); }
+  void materialize_values(std::size_t u);  // contents undefined until written
+  void release_values(std::size_t u);
+  void materialize_grads(std::size_t u);   // zeroed
+  void release_grads(std::size_t u);
 
   // Values from a counter RNG keyed on (seed, parameter name, element): the same
   // parameter gets the same values whatever the layout or the order of creation.
   void initialize(std::uint64_t seed);
-  void zero_grads();
+  // The values of parameter i as initialize() makes them, without touching the store.
+  std::vector<float> initial_values(std::size_t i, std::uint64_t seed) const;
+  void zero_grads();  // resident units
+
+  // Every resident unit in order, as one host vector of numel() floats (tests, checksums).
+  std::vector<float> values_to_host() const;
+  std::vector<float> grads_to_host() const;
+
+  std::size_t resident_bytes() const { return resident_bytes_; }
+  std::size_t peak_resident_bytes() const { return peak_resident_bytes_; }
 
  private:
+  void bind_views(std::size_t u);
+  void account(std::int64_t delta);
+
   Backend& backend_;
   std::vector<ParameterSpec> specs_;
   std::vector<std::int64_t> offsets_;
-  std::int64_t numel_ = 0;
-  Tensor flat_values_, flat_grads_;
+  std::vector<std::size_t> unit_of_;
+  std::vector<ParameterUnit> units_;
+  std::vector<Tensor> unit_values_, unit_grads_;
   std::vector<Tensor> values_, grads_;
+  std::int64_t numel_ = 0;
+  std::size_t resident_bytes_ = 0, peak_resident_bytes_ = 0;
 };
 
 }  // namespace trainer

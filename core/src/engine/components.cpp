@@ -22,13 +22,16 @@ std::unique_ptr<Interface> create_section(const ConfigNode& recipe, const char* 
 
 }  // namespace
 
-Components create_components(const ConfigNode& recipe) {
+Components create_components(const ConfigNode& recipe, bool multi_rank) {
   const auto dirs = recipe_plugin_path(recipe);
   Components c;
   c.backend = create_section<Backend>(recipe, "backend", PluginKind::backend, dirs, nullptr);
   c.model = create_section<Model>(recipe, "model", PluginKind::model, dirs, c.backend.get());
   c.optimizer = create_section<Optimizer>(recipe, "optimizer", PluginKind::optimizer, dirs, c.backend.get());
   c.recompute = create_section<RecomputePolicy>(recipe, "recompute", PluginKind::recompute, dirs, c.backend.get());
+  c.layout = create_section<Layout>(recipe, "layout", PluginKind::layout, dirs, c.backend.get());
+  c.overlap = create_section<OverlapPolicy>(recipe, "overlap", PluginKind::overlap, dirs, c.backend.get());
+  if (multi_rank) c.comm = create_section<CommBackend>(recipe, "comm", PluginKind::comm, dirs, c.backend.get());
   return c;
 }
 

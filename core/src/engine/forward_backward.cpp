@@ -5,9 +5,9 @@
 
 namespace trainer {
 
-ForwardBackward::ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy,
+ForwardBackward::ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy, Layout& layout,
                                  BatchShape shape)
-    : backend_(backend), model_(model), shape_(shape) {
+    : backend_(backend), model_(model), layout_(layout), shape_(shape) {
   const auto specs = model.block_activations(shape);
   for (int b = 0; b < model.num_blocks(); ++b) {
     auto store = std::make_unique<BlockActivationStore>(backend, specs, saved_, workspace_);
@@ -29,8 +29,9 @@ Tensor ForwardBackward::residual() {
 }
 
 double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets,
-                              float dloss) {
+                              float dloss, bool last_micro) {
   const int L = model_.num_blocks();
+  layout_.begin_micro_batch(true);
   // xs[b] is block b's input; xs[L] feeds the head. Each is freed once nothing needs it.
   std::vector<Tensor> xs;
   xs.push_back(residual());
@@ -40,9 +41,11 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
   for (int b = 0; b < L; ++b) {
     xs.push_back(residual());
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
+    layout_.before_forward(b);
     acts.begin_pass(false);
     model_.block_forward(b, ctx, shape_, xs[b], xs[b + 1], acts);
     acts.end_forward();
+    layout_.after_forward(b);
   }
 
   Tensor dresid = backend_.allocate(model_.residual_shape(shape_), DType::f32);
@@ -55,6 +58,7 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
     saved_.sub(xs[b + 1].bytes());
     xs[b + 1] = Tensor();
+    layout_.before_backward(b);
     if (!acts.all_held()) {
       acts.begin_pass(true);
       model_.block_forward(b, ctx, shape_, xs[b], Tensor(), acts);
@@ -63,12 +67,14 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
     acts.begin_pass(false);
     model_.block_backward(b, ctx, shape_, xs[b], dresid, acts);
     acts.release_all();
+    layout_.after_backward(b, last_micro);
   }
   edge_->begin_pass(false);
   model_.embed_backward(ctx, shape_, tokens, dresid, *edge_);
   edge_->end_pass();
   saved_.sub(xs[0].bytes());
   workspace_.sub(dresid.bytes());
+  layout_.end_micro_batch(true, last_micro);
   return loss;
 }
 
@@ -76,19 +82,23 @@ double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, c
   const int L = model_.num_blocks();
   Tensor x = backend_.allocate(model_.residual_shape(shape_), DType::f32);
   Tensor y = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  layout_.begin_micro_batch(false);
   edge_->begin_pass(false);
   model_.embed_forward(ctx, shape_, tokens, x, *edge_);
   edge_->end_pass();
   for (int b = 0; b < L; ++b) {
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
+    layout_.before_forward(b);
     acts.begin_pass(false);
     model_.block_forward(b, ctx, shape_, x, y, acts);
     acts.release_all();
+    layout_.after_forward(b);
     std::swap(x, y);
   }
   edge_->begin_pass(false);
   const double loss = model_.head_forward_backward(ctx, shape_, x, targets, 0.0f, Tensor(), *edge_);
   edge_->end_pass();
+  layout_.end_micro_batch(false, false);
   return loss;
 }
 

@@ -7,6 +7,7 @@
 #include "engine/activation_store.hpp"
 #include "engine/memory_meter.hpp"
 #include "trainer/backend.hpp"
+#include "trainer/layout.hpp"
 #include "trainer/model.hpp"
 #include "trainer/recompute.hpp"
 
@@ -19,10 +20,11 @@ struct ActivationMemory {
 
 class ForwardBackward {
  public:
-  ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy, BatchShape shape);
+  ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy, Layout& layout, BatchShape shape);
 
   // Accumulates parameter gradients of dloss * (summed loss); returns the summed loss.
-  double train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss);
+  // `last_micro`: the step's last micro-batch, after which gradients are reduced.
+  double train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss, bool last_micro);
   // Forward only (no dropout, nothing kept); returns the summed loss.
   double evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets);
 
@@ -34,6 +36,7 @@ class ForwardBackward {
 
   Backend& backend_;
   Model& model_;
+  Layout& layout_;
   BatchShape shape_;
   MemoryMeter saved_, workspace_;
   std::vector<std::unique_ptr<BlockActivationStore>> blocks_;

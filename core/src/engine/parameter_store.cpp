@@ -25,22 +25,29 @@ double open_unit(RngKey key, std::uint64_t index) {  // in (0, 1): safe for log(
 
 ParameterStore::ParameterStore(Backend& backend, std::vector<ParameterSpec> specs)
     : backend_(backend), specs_(std::move(specs)) {
-  for (const auto& s : specs_) {
-    for (const auto& other : specs_) {
-      if (&other != &s && other.name == s.name) {
-        throw std::invalid_argument("duplicate parameter name '" + s.name + "'");
-      }
-    }
-    offsets_.push_back(numel_);
-    numel_ += shape_numel(s.shape);
-  }
-  flat_values_ = backend_.allocate({numel_}, DType::f32);
-  flat_grads_ = backend_.allocate({numel_}, DType::f32);
-  backend_.fill_zero(flat_values_);
-  backend_.fill_zero(flat_grads_);
   for (std::size_t i = 0; i < specs_.size(); ++i) {
-    values_.push_back(flat_values_.view(offsets_[i], specs_[i].shape));
-    grads_.push_back(flat_grads_.view(offsets_[i], specs_[i].shape));
+    for (std::size_t j = 0; j < i; ++j) {
+      if (specs_[j].name == specs_[i].name) throw std::invalid_argument("duplicate parameter name '" + specs_[i].name + "'");
+    }
+    if (units_.empty() || units_.back().block != specs_[i].block) {
+      units_.push_back({specs_[i].block, i, i, numel_, 0});
+    }
+    auto& u = units_.back();
+    u.last = i + 1;
+    offsets_.push_back(numel_);
+    unit_of_.push_back(units_.size() - 1);
+    const auto n = shape_numel(specs_[i].shape);
+    u.numel += n;
+    numel_ += n;
+  }
+  unit_values_.resize(units_.size());
+  unit_grads_.resize(units_.size());
+  values_.resize(specs_.size());
+  grads_.resize(specs_.size());
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    materialize_values(u);
+    backend_.fill_zero(unit_values_[u]);
+    materialize_grads(u);
   }
 }
 
@@ -51,28 +58,97 @@ std::optional<std::size_t> ParameterStore::find(const std::string& name) const {
   return std::nullopt;
 }
 
+void ParameterStore::account(std::int64_t delta) {
+  resident_bytes_ = static_cast<std::size_t>(static_cast<std::int64_t>(resident_bytes_) + delta);
+  peak_resident_bytes_ = std::max(peak_resident_bytes_, resident_bytes_);
+}
+
+void ParameterStore::bind_views(std::size_t u) {
+  const auto& unit = units_[u];
+  for (std::size_t i = unit.first; i < unit.last; ++i) {
+    const auto local = offsets_[i] - unit.offset;
+    values_[i] = unit_values_[u] ? unit_values_[u].view(local, specs_[i].shape) : Tensor();
+    grads_[i] = unit_grads_[u] ? unit_grads_[u].view(local, specs_[i].shape) : Tensor();
+  }
+}
+
+void ParameterStore::materialize_values(std::size_t u) {
+  if (unit_values_.at(u)) return;
+  unit_values_[u] = backend_.allocate({units_[u].numel}, DType::f32);
+  account(static_cast<std::int64_t>(unit_values_[u].bytes()));
+  bind_views(u);
+}
+
+void ParameterStore::release_values(std::size_t u) {
+  if (!unit_values_.at(u)) return;
+  account(-static_cast<std::int64_t>(unit_values_[u].bytes()));
+  unit_values_[u] = Tensor();
+  bind_views(u);
+}
+
+void ParameterStore::materialize_grads(std::size_t u) {
+  if (unit_grads_.at(u)) return;
+  unit_grads_[u] = backend_.allocate({units_[u].numel}, DType::f32);
+  backend_.fill_zero(unit_grads_[u]);
+  account(static_cast<std::int64_t>(unit_grads_[u].bytes()));
+  bind_views(u);
+}
+
+void ParameterStore::release_grads(std::size_t u) {
+  if (!unit_grads_.at(u)) return;
+  account(-static_cast<std::int64_t>(unit_grads_[u].bytes()));
+  unit_grads_[u] = Tensor();
+  bind_views(u);
+}
+
+std::vector<float> ParameterStore::initial_values(std::size_t i, std::uint64_t seed) const {
+  const auto& s = specs_.at(i);
+  std::vector<float> host(static_cast<std::size_t>(shape_numel(s.shape)));
+  switch (s.init) {
+    case ParameterSpec::Init::zeros: std::fill(host.begin(), host.end(), 0.0f); break;
+    case ParameterSpec::Init::ones: std::fill(host.begin(), host.end(), 1.0f); break;
+    case ParameterSpec::Init::normal: {
+      const RngKey key{seed, fnv1a(s.name)};
+      for (std::size_t j = 0; j < host.size(); ++j) {
+        // Box-Muller on two counter draws: element j depends on (seed, name, j) only.
+        const double u1 = open_unit(key, 2 * j), u2 = open_unit(key, 2 * j + 1);
+        const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+        host[j] = static_cast<float>(z * s.init_std);
+      }
+      break;
+    }
+  }
+  return host;
+}
+
 void ParameterStore::initialize(std::uint64_t seed) {
   for (std::size_t i = 0; i < specs_.size(); ++i) {
-    const auto& s = specs_[i];
-    std::vector<float> host(static_cast<std::size_t>(shape_numel(s.shape)));
-    switch (s.init) {
-      case ParameterSpec::Init::zeros: std::fill(host.begin(), host.end(), 0.0f); break;
-      case ParameterSpec::Init::ones: std::fill(host.begin(), host.end(), 1.0f); break;
-      case ParameterSpec::Init::normal: {
-        const RngKey key{seed, fnv1a(s.name)};
-        for (std::size_t j = 0; j < host.size(); ++j) {
-          // Box-Muller on two counter draws: element j depends on (seed, name, j) only.
-          const double u1 = open_unit(key, 2 * j), u2 = open_unit(key, 2 * j + 1);
-          const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-          host[j] = static_cast<float>(z * s.init_std);
-        }
-        break;
-      }
-    }
+    if (!values_[i]) throw std::logic_error("ParameterStore::initialize: unit of '" + specs_[i].name + "' is released");
+    const auto host = initial_values(i, seed);
     backend_.copy_from_host(values_[i], host.data());
   }
 }
 
-void ParameterStore::zero_grads() { backend_.fill_zero(flat_grads_); }
+void ParameterStore::zero_grads() {
+  for (auto& g : unit_grads_) {
+    if (g) backend_.fill_zero(g);
+  }
+}
+
+namespace {
+std::vector<float> gather_host(Backend& backend, const std::vector<Tensor>& units, std::int64_t numel) {
+  std::vector<float> host(static_cast<std::size_t>(numel));
+  std::size_t at = 0;
+  for (const auto& t : units) {
+    if (!t) throw std::logic_error("ParameterStore: a released unit cannot be copied to the host");
+    backend.copy_to_host(host.data() + at, t);
+    at += static_cast<std::size_t>(t.numel());
+  }
+  return host;
+}
+}  // namespace
+
+std::vector<float> ParameterStore::values_to_host() const { return gather_host(backend_, unit_values_, numel_); }
+std::vector<float> ParameterStore::grads_to_host() const { return gather_host(backend_, unit_grads_, numel_); }
 
 }  // namespace trainer

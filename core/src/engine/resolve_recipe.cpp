@@ -8,8 +8,28 @@
 
 namespace trainer {
 
+namespace {
+
+// A job of several processes needs a comm plugin; one process needs none, and must not
+// fail for want of one. Values that do not parse are left for validation to report.
+void default_comm_for_multi_rank(ConfigNode& recipe) {
+  if (!recipe.is_map() || recipe.has("comm") || !recipe.has("launch") || !recipe.at("launch").is_map()) return;
+  std::int64_t world = 1;
+  try {
+    const auto& launch = recipe.at("launch");
+    if (launch.has("nproc")) world *= launch.at("nproc").as_int();
+    if (launch.has("nnodes")) world *= launch.at("nnodes").as_int();
+  } catch (const ConfigError&) {
+    return;
+  }
+  if (world > 1) recipe["comm"] = ConfigNode::scalar("gloo", recipe::default_origin());
+}
+
+}  // namespace
+
 ConfigNode load_and_validate_recipe(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   ConfigNode recipe = recipe::load_recipe(file, overrides);
+  default_comm_for_multi_rank(recipe);
   std::vector<std::filesystem::path> dirs;
   try {
     dirs = recipe_plugin_path(recipe);

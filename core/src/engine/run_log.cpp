@@ -85,13 +85,15 @@ void RunLog::json(const std::vector<std::pair<std::string, std::string>>& fields
 void RunLog::step(const StepRecord& r, bool print_line) {
   json({{"event", "\"step\""}, {"step", std::to_string(r.step)}, {"loss", num(r.loss)}, {"lr", num(r.lr)},
         {"grad_norm", num(r.grad_norm)}, {"tokens_per_s", num(r.tokens_per_s)},
-        {"ms_per_step", num(r.ms_per_step)}, {"skipped", r.skipped ? "true" : "false"}});
+        {"ms_per_step", num(r.ms_per_step)}, {"comm_ms", num(r.comm_ms)}, {"exposed_comm_ms", num(r.exposed_ms)},
+        {"skipped", r.skipped ? "true" : "false"}});
   if (print_line) {
     clear_bar();
-    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {} tok/s | {:.1f} ms/step | ETA {}{}\n",
+    fmt::print("step {:>{}}/{} | loss {:.4f} | lr {:.2e} | grad norm {:.3f} | {} tok/s | {:.1f} ms/step{} | ETA {}{}\n",
                r.step, static_cast<int>(std::to_string(r.total_steps).size()), r.total_steps, r.loss, r.lr,
-               r.grad_norm, format_count(r.tokens_per_s), r.ms_per_step, format_duration(r.eta_s),
-               r.skipped ? " | update skipped: non-finite gradients" : "");
+               r.grad_norm, format_count(r.tokens_per_s), r.ms_per_step,
+               r.multi_rank ? fmt::format(" | comm {:.1f} ms, exposed {:.1f} ms", r.comm_ms, r.exposed_ms) : "",
+               format_duration(r.eta_s), r.skipped ? " | update skipped: non-finite gradients" : "");
   }
   if (bar_) {
     const int width = 30;

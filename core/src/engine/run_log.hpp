@@ -22,6 +22,9 @@ struct StepRecord {
   double ms_per_step = 0;
   double eta_s = 0;
   bool skipped = false;  // update skipped (non-finite gradients)
+  double comm_ms = 0;     // communication: the operations' own time
+  double exposed_ms = 0;  // of which the step waited for
+  bool multi_rank = false;
 };
 
 std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"

@@ -14,36 +14,46 @@
 namespace trainer {
 
 Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
-    : recipe_(recipe), options_(options), components_(create_components(recipe)) {
+    : recipe_(recipe), options_(options), components_(create_components(recipe, options.rank.world > 1)) {
   const auto& train = recipe_.at("train");
   const auto& opt = recipe_.at("optimizer");
-  if (recipe_.has("parallel") && recipe_.at("parallel").get_int("dp") > 1) {
-    throw ConfigError(recipe_.at("parallel").at("dp").origin(),
-                      "this trainer runs on one process so far; multi-rank layouts are not available yet "
-                      "(set parallel.dp: 1)");
+  const auto& parallel = recipe_.at("parallel");
+  dp_size_ = static_cast<int>(parallel.get_int("dp"));
+  if (dp_size_ != options_.rank.world) {
+    throw ConfigError(parallel.at("dp").origin(),
+                      fmt::format("parallel.dp is {} but this job has {} processes", dp_size_, options_.rank.world));
   }
+  dp_rank_ = options_.rank.rank;
   steps_ = train.get_int("steps");
   global_batch_ = train.get_int("global_batch");
   shape_ = {static_cast<int>(train.get_int("micro_batch")), components_.model->seq_len()};
-  accum_ = global_batch_ / shape_.B;
+  accum_ = global_batch_ / (static_cast<std::int64_t>(shape_.B) * dp_size_);
   seed_ = static_cast<std::uint64_t>(train.get_int("seed"));
   grad_clip_ = train.get_double("grad_clip");
   schedule_ = LrSchedule{opt.get_double("lr"), opt.get_double("min_lr"), opt.get_int("warmup_steps"), steps_,
                          opt.get_string("decay")};
 
-  prepare_data();
+  if (dp_size_ > 1) {
+    if (!options_.rank.store) throw std::logic_error("a multi-rank Trainer needs the job's store");
+    GroupSpec spec;
+    spec.name = "dp";
+    for (int r = 0; r < dp_size_; ++r) spec.ranks.push_back(r);
+    spec.global_rank = dp_rank_;
+    dp_ = components_.comm->connect(spec, *options_.rank.store);
+  }
+  // Rank 0 makes a synthetic corpus; the others wait for it rather than race to write it.
+  if (dp_rank_ == 0) prepare_data();
+  if (dp_) dp_->barrier();
+  if (dp_rank_ != 0) prepare_data();
 
   auto& model = *components_.model;
   auto& backend = *components_.backend;
   params_ = std::make_unique<ParameterStore>(backend, model.parameters());
   params_->initialize(seed_);
   model.bind(*params_);
-  std::vector<OptimizerTarget> targets;
-  for (std::size_t i = 0; i < params_->size(); ++i) {
-    targets.push_back({params_->spec(i).name, params_->value(i), params_->grad(i), params_->spec(i).weight_decay});
-  }
-  components_.optimizer->init(backend, targets);
-  pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, shape_);
+  components_.layout->setup(LayoutContext{backend, *params_, dp_.get(), components_.overlap->plan()});
+  components_.optimizer->init(backend, components_.layout->optimizer_targets());
+  pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
   tokens_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
   targets_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
 }
@@ -54,7 +64,7 @@ void Trainer::prepare_data() {
   const auto& data = recipe_.at("data");
   const std::filesystem::path train_path = data.get_string("train");
   const std::string val_text = data.has("val") ? data.get_string("val") : std::string();
-  if (!std::filesystem::exists(train_path) && data.has("synth")) {
+  if (!std::filesystem::exists(train_path) && data.has("synth") && dp_rank_ == 0) {
     const auto& s = data.at("synth");
     data::SynthSpec spec;
     spec.vocab = static_cast<int>(s.get_int("vocab"));
@@ -64,7 +74,7 @@ void Trainer::prepare_data() {
     spec.val_tokens = static_cast<std::uint64_t>(s.get_int("val_tokens"));
     spec.seed = static_cast<std::uint64_t>(s.get_int("seed"));
     spec.concentration = s.get_double("concentration");
-    if (!options_.quiet) {
+    if (!options_.quiet && dp_rank_ == 0) {
       fmt::print("data: {} is absent; writing a synthetic Markov corpus there (vocab {}, order {}, branching {})\n",
                  train_path.string(), spec.vocab, spec.order, spec.branching);
     }
@@ -100,39 +110,67 @@ void Trainer::load_micro_batch(const std::vector<std::int32_t>& inputs, const st
   components_.backend->copy_from_host(targets_, targets.data());
 }
 
+double Trainer::sum_over_ranks(double local) {
+  if (!dp_) return local;
+  float value = static_cast<float>(local);
+  Tensor t = components_.backend->allocate({1}, DType::f32);
+  components_.backend->copy_from_host(t, &value);
+  dp_->all_reduce(t)->wait();
+  components_.backend->copy_to_host(&value, t);
+  return value;
+}
+
 StepResult Trainer::train_step() {
-  auto& backend = *components_.backend;
+  auto& layout = *components_.layout;
   const std::size_t n = static_cast<std::size_t>(shape_.B) * static_cast<std::size_t>(shape_.T);
   std::vector<std::int32_t> inputs(n), targets(n);
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
   const float dloss = static_cast<float>(1.0 / tokens_per_step);
 
-  params_->zero_grads();
+  layout.zero_grads();
   double loss_sum = 0;
   for (std::int64_t m = 0; m < accum_; ++m) {
-    // Global sample positions: micro-batch m holds samples [m*B, (m+1)*B) of the step.
-    sampler_->fill_micro_batch(step_, m * shape_.B, shape_.B, inputs, targets);
+    // Global sample positions: across the ranks, micro-batch m covers samples
+    // [m*dp*B, (m+1)*dp*B) of the step, rank r the r-th B of them. A dp=1 run with the
+    // same global batch sees the same samples with the same dropout masks.
+    const std::int64_t global_micro = m * dp_size_ + dp_rank_;
+    sampler_->fill_micro_batch(step_, global_micro * shape_.B, shape_.B, inputs, targets);
     load_micro_batch(inputs, targets);
-    StepContext ctx{seed_, step_, static_cast<int>(m), true};
-    loss_sum += pass_->train(ctx, tokens_, targets_, dloss);
+    StepContext ctx{seed_, step_, static_cast<int>(global_micro), true};
+    loss_sum += pass_->train(ctx, tokens_, targets_, dloss, m + 1 == accum_);
   }
 
   StepResult r;
   r.step = step_;
-  r.loss = loss_sum / tokens_per_step;
-  r.grad_norm = std::sqrt(backend.sum_squares(params_->flat_grads(), params_->numel()));
+  r.loss = sum_over_ranks(loss_sum) / tokens_per_step;
+  r.grad_norm = std::sqrt(layout.grad_sum_squares());
   r.lr = schedule_.at(step_);
   // One global check before the update: a non-finite gradient anywhere skips the step.
   r.skipped = !std::isfinite(r.grad_norm) || !std::isfinite(r.loss);
   if (!r.skipped) {
-    if (grad_clip_ > 0 && r.grad_norm > grad_clip_) {
-      const auto& g = params_->flat_grads();
-      backend.axpby(g, 0.0f, g, static_cast<float>(grad_clip_ / r.grad_norm), params_->numel());
-    }
+    if (grad_clip_ > 0 && r.grad_norm > grad_clip_) layout.scale_grads(static_cast<float>(grad_clip_ / r.grad_norm));
     components_.optimizer->step(static_cast<float>(r.lr), step_ + 1);
+    layout.after_optimizer_step();
   }
+  peak_staging_ = std::max(peak_staging_, layout.staging_bytes());
+  r.comm = layout.take_comm_times();
   ++step_;
   return r;
+}
+
+std::vector<float> Trainer::parameters_to_host() {
+  // A forward-only pass over every block makes sharded units present one at a time.
+  auto& layout = *components_.layout;
+  std::vector<float> host(static_cast<std::size_t>(params_->numel()));
+  layout.begin_micro_batch(false);
+  for (std::size_t u = 0; u < params_->units().size(); ++u) {
+    const auto& unit = params_->units()[u];
+    if (unit.block >= 0) layout.before_forward(unit.block);
+    components_.backend->copy_to_host(host.data() + unit.offset, params_->unit_values(u));
+    if (unit.block >= 0) layout.after_forward(unit.block);
+  }
+  layout.end_micro_batch(false, false);
+  return host;
 }
 
 double Trainer::evaluate() {
@@ -152,8 +190,15 @@ double Trainer::evaluate() {
 
 MemoryReport Trainer::memory() const {
   MemoryReport m;
-  m.parameters = params_->flat_values().bytes();
-  m.gradients = params_->flat_grads().bytes();
+  const auto& layout = *components_.layout;
+  for (std::size_t u = 0; u < params_->units().size(); ++u) {
+    m.parameters += params_->unit_values(u) ? params_->unit_values(u).bytes() : 0;
+    m.gradients += params_->unit_grads(u) ? params_->unit_grads(u).bytes() : 0;
+  }
+  m.parameters += layout.parameter_bytes();
+  m.gradients += layout.gradient_bytes();
+  m.peak_parameters_and_gradients = params_->peak_resident_bytes() + layout.parameter_bytes() + layout.gradient_bytes();
+  m.peak_staging = peak_staging_;
   m.optimizer_state = components_.optimizer->state_bytes();
   m.activations = pass_->memory();
   return m;
@@ -163,25 +208,28 @@ TrainSummary Trainer::run() {
   const auto& train = recipe_.at("train");
   const std::int64_t log_every = train.get_int("log_every"), eval_every = train.get_int("eval_every");
   const std::filesystem::path run_dir = recipe_.at("output").get_string("dir");
-  const bool console = !options_.quiet;
-  if (options_.write_run_dir) {
+  // Rank 0 speaks for the job; the others' figures reach it through the collectives.
+  const bool console = !options_.quiet && dp_rank_ == 0;
+  const bool files = options_.write_run_dir && dp_rank_ == 0;
+  if (files) {
     std::filesystem::create_directories(run_dir);
     std::ofstream(run_dir / "recipe.yaml") << recipe::print_recipe(recipe_);
   }
-  RunLog log(options_.write_run_dir ? run_dir : std::filesystem::path(), console && isatty(STDOUT_FILENO));
+  RunLog log(files ? run_dir : std::filesystem::path(), console && isatty(STDOUT_FILENO));
   if (console) {
-    log.note(fmt::format("run '{}': model {} parameters ({}), {} blocks, sequence {}; batch {} x {} tokens ({} micro-batches "
-                         "of {}); {} steps",
+    log.note(fmt::format("run '{}': model {} parameters ({}), {} blocks, sequence {}; batch {} x {} tokens; "
+                         "{} data-parallel rank(s) x {} micro-batch(es) of {}; layout {}, overlap {}; {} steps",
                          recipe_.at("output").get_string("name"), format_count(static_cast<double>(params_->numel())),
-                         format_bytes(static_cast<double>(params_->flat_values().bytes())),
-                         components_.model->num_blocks(), shape_.T, global_batch_, shape_.T, accum_, shape_.B,
-                         steps_));
+                         format_bytes(static_cast<double>(params_->numel()) * 4.0), components_.model->num_blocks(),
+                         shape_.T, global_batch_, shape_.T, dp_size_, accum_, shape_.B,
+                         recipe_.at("layout").get_string("plugin"), recipe_.at("overlap").get_string("plugin"), steps_));
   }
 
   TrainSummary summary;
   summary.run_dir = run_dir;
   summary.entropy_floor = entropy_floor_;
   std::vector<double> tps;
+  double comm_total = 0, comm_exposed = 0, compute = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
   while (step_ < steps_) {
@@ -189,9 +237,13 @@ TrainSummary Trainer::run() {
     const StepResult r = train_step();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     tps.push_back(tokens_per_step / dt);
+    comm_total += r.comm.total_s;
+    comm_exposed += r.comm.exposed_s;
+    compute += dt - r.comm.exposed_s;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     StepRecord rec{step_, steps_, r.loss, r.lr, r.grad_norm, tokens_per_step / dt, 1000.0 * dt,
-                   elapsed / static_cast<double>(step_) * static_cast<double>(steps_ - step_), r.skipped};
+                   elapsed / static_cast<double>(step_) * static_cast<double>(steps_ - step_), r.skipped,
+                   1000.0 * r.comm.total_s, 1000.0 * r.comm.exposed_s, dp_size_ > 1};
     log.step(rec, console && (step_ % log_every == 0 || step_ == 1 || step_ == steps_ || r.skipped));
     summary.final_loss = r.loss;
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
@@ -209,14 +261,18 @@ TrainSummary Trainer::run() {
   }
   summary.memory = memory();
   const auto& mem = summary.memory;
+  const auto n = [](double v) { return fmt::format("{:.9g}", v); };
   log.json({{"event", "\"summary\""}, {"steps", std::to_string(summary.steps)},
-            {"final_loss", fmt::format("{:.9g}", summary.final_loss)},
-            {"final_val_loss", summary.final_val_loss ? fmt::format("{:.9g}", *summary.final_val_loss) : "null"},
-            {"entropy_floor", entropy_floor_ ? fmt::format("{:.9g}", *entropy_floor_) : "null"},
+            {"final_loss", n(summary.final_loss)},
+            {"final_val_loss", summary.final_val_loss ? n(*summary.final_val_loss) : "null"},
+            {"entropy_floor", entropy_floor_ ? n(*entropy_floor_) : "null"},
             {"median_tokens_per_s", fmt::format("{:.6g}", summary.median_tokens_per_s)},
-            {"wall_s", fmt::format("{:.3f}", summary.wall_s)},
+            {"wall_s", fmt::format("{:.3f}", summary.wall_s)}, {"dp", std::to_string(dp_size_)},
+            {"compute_s", n(compute)}, {"comm_total_s", n(comm_total)}, {"comm_exposed_s", n(comm_exposed)},
             {"parameter_bytes", std::to_string(mem.parameters)}, {"gradient_bytes", std::to_string(mem.gradients)},
             {"optimizer_state_bytes", std::to_string(mem.optimizer_state)},
+            {"peak_parameter_gradient_bytes", std::to_string(mem.peak_parameters_and_gradients)},
+            {"peak_staging_bytes", std::to_string(mem.peak_staging)},
             {"activation_peak_bytes", std::to_string(mem.activations.saved_peak)},
             {"workspace_peak_bytes", std::to_string(mem.activations.workspace_peak)}});
   if (console) {
@@ -228,12 +284,15 @@ TrainSummary Trainer::run() {
       log.note(fmt::format("val loss {:.4f} vs entropy floor {:.4f} nats/token: {:+.1f}%", *summary.final_val_loss,
                            *entropy_floor_, 100.0 * (*summary.final_val_loss / *entropy_floor_ - 1.0)));
     }
-    log.note(fmt::format("memory: parameters {} | gradients {} | optimizer state {} | saved activations peak {} | "
-                         "workspace peak {}",
-                         format_bytes(static_cast<double>(mem.parameters)), format_bytes(static_cast<double>(mem.gradients)),
-                         format_bytes(static_cast<double>(mem.optimizer_state)),
-                         format_bytes(static_cast<double>(mem.activations.saved_peak)),
-                         format_bytes(static_cast<double>(mem.activations.workspace_peak))));
+    if (dp_size_ > 1) {
+      log.note(fmt::format("time (rank 0): compute {} | communication {} of which exposed {}", format_duration(compute),
+                           format_duration(comm_total), format_duration(comm_exposed)));
+    }
+    const auto b = [](std::size_t v) { return format_bytes(static_cast<double>(v)); };
+    log.note(fmt::format("memory (rank 0): parameters {} | gradients {} | optimizer state {} | saved activations peak {} "
+                         "| workspace peak {}",
+                         b(mem.parameters), b(mem.gradients), b(mem.optimizer_state), b(mem.activations.saved_peak),
+                         b(mem.activations.workspace_peak)));
     log.note(fmt::format("run directory: {} (metrics.jsonl, recipe.yaml)", run_dir.string()));
   }
   return summary;

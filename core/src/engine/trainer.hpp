@@ -24,12 +24,17 @@ struct StepResult {
   double grad_norm = 0;   // before clipping
   double lr = 0;
   bool skipped = false;
+  CommTimes comm;         // this rank's communication during the step
 };
 
+// Bytes held by this rank. parameters and gradients are measured between steps (what stays
+// resident); peak_parameters_and_gradients includes units gathered or reduced in flight.
 struct MemoryReport {
   std::size_t parameters = 0;
   std::size_t gradients = 0;
   std::size_t optimizer_state = 0;
+  std::size_t peak_parameters_and_gradients = 0;
+  std::size_t peak_staging = 0;
   ActivationMemory activations;
 };
 
@@ -44,9 +49,17 @@ struct TrainSummary {
   std::filesystem::path run_dir;
 };
 
+// This process's place in a multi-process job (world 1: a single process).
+struct RankContext {
+  int rank = 0;
+  int world = 1;
+  Store* store = nullptr;  // the job's rendezvous store; required when world > 1
+};
+
 struct TrainerOptions {
   bool quiet = false;         // no console output (tests)
-  bool write_run_dir = true;  // metrics.jsonl and recipe.yaml
+  bool write_run_dir = true;  // metrics.jsonl and recipe.yaml (rank 0 only)
+  RankContext rank;
 };
 
 class Trainer {
@@ -59,18 +72,24 @@ class Trainer {
   TrainSummary run();       // the whole loop with logging and evaluation
 
   const ParameterStore& parameters() const { return *params_; }
+  // The full, current parameter values in store order (gathered from shards if needed).
+  std::vector<float> parameters_to_host();
+  int dp_rank() const { return dp_rank_; }
+  int dp_size() const { return dp_size_; }
   Backend& backend() { return *components_.backend; }
   MemoryReport memory() const;
   std::int64_t next_step() const { return step_; }
 
  private:
   void prepare_data();
+  double sum_over_ranks(double local);
   void load_micro_batch(const std::vector<std::int32_t>& inputs, const std::vector<std::int32_t>& targets);
 
   ConfigNode recipe_;
   TrainerOptions options_;
   Components components_;
   std::unique_ptr<ParameterStore> params_;
+  std::unique_ptr<Communicator> dp_;
   std::unique_ptr<ForwardBackward> pass_;
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;
@@ -81,6 +100,8 @@ class Trainer {
   BatchShape shape_;
   std::int64_t steps_ = 0, global_batch_ = 0, accum_ = 0, step_ = 0;
   std::uint64_t seed_ = 0;
+  int dp_rank_ = 0, dp_size_ = 1;
+  std::size_t peak_staging_ = 0;
   double grad_clip_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -75,16 +76,59 @@ std::string batch_hint(std::int64_t global, std::int64_t micro, std::int64_t dp)
   return hint;
 }
 
+// The mesh: dp × tp × pp must equal the world (launch.nproc × launch.nnodes); `dp: auto`
+// takes the rest. Writes the resolved integer back into parallel.dp and returns it.
+std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnostic>& out) {
+  ConfigNode* dp_node = find(recipe, {"parallel", "dp"});
+  const auto nproc = accepted<std::int64_t>(recipe, {"launch", "nproc"});
+  const auto nnodes = accepted<std::int64_t>(recipe, {"launch", "nnodes"});
+  const auto tp = accepted<std::int64_t>(recipe, {"parallel", "tp"});
+  const auto pp = accepted<std::int64_t>(recipe, {"parallel", "pp"});
+  if (!dp_node || !dp_node->is_scalar() || !nproc || !nnodes || !tp || !pp) return std::nullopt;
+  for (const auto& [name, value] : {std::pair{"tp", *tp}, std::pair{"pp", *pp}}) {
+    if (value > 1) {
+      const ConfigNode* node = find(recipe, {"parallel", name});
+      out.push_back({node->origin(), fmt::format("parallel.{} {}: tensor and pipeline parallel are not available yet", name, value),
+                     fmt::format("set parallel.{} to 1", name)});
+      return std::nullopt;
+    }
+  }
+  const std::int64_t world = *nproc * *nnodes, model = *tp * *pp;
+  std::int64_t dp = 0;
+  if (dp_node->text() == "auto") {
+    if (world % model != 0) {
+      out.push_back({dp_node->origin(),
+                     fmt::format("world size {} is not divisible by tp × pp = {}", world, model), ""});
+      return std::nullopt;
+    }
+    dp = world / model;
+  } else {
+    try {
+      dp = dp_node->as_int();
+    } catch (const ConfigError&) {
+      out.push_back({dp_node->origin(), fmt::format("parallel.dp must be a positive integer or auto, found '{}'", dp_node->text()),
+                     "write dp: auto to use every process"});
+      return std::nullopt;
+    }
+    if (dp < 1 || dp * model != world) {
+      out.push_back({dp_node->origin(),
+                     fmt::format("dp {} × tp {} × pp {} = {} does not match the world size {} (launch.nproc {} × launch.nnodes {})",
+                                 dp, *tp, *pp, dp * model, world, *nproc, *nnodes),
+                     fmt::format("use dp: auto, or launch {} processes", dp * model)});
+      return std::nullopt;
+    }
+  }
+  *dp_node = ConfigNode::scalar(std::to_string(dp), dp_node->origin());
+  return dp;
+}
+
 }  // namespace
 
 std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
   std::vector<Diagnostic> out;
   if (!recipe.is_map()) return out;
 
-  std::optional<std::int64_t> dp = 1;
-  if (ConfigNode* parallel = find(recipe, {"parallel"}); parallel && parallel->is_map()) {
-    if (parallel->has("dp")) dp = accepted<std::int64_t>(recipe, {"parallel", "dp"});
-  }
+  std::optional<std::int64_t> dp = resolve_mesh(recipe, out);
   const std::optional<std::int64_t> micro = accepted<std::int64_t>(recipe, {"train", "micro_batch"});
   ConfigNode* train = find(recipe, {"train"});
   if (train && train->is_map() && !train->has("global_batch") && micro && dp) {

@@ -52,6 +52,12 @@ SectionSchema plugin_section(std::string name, PluginKind kind, std::string defa
 
 namespace {
 
+SectionSchema optional_plugin_section(std::string name, PluginKind kind, std::string default_plugin, std::string doc) {
+  SectionSchema s = plugin_section(std::move(name), kind, std::move(default_plugin), std::move(doc));
+  s.optional = true;
+  return s;
+}
+
 SectionSchema build_trainer_schema() {
   SectionSchema synth = optional_section(
       "synth", "Generate a synthetic Markov-chain corpus instead of reading token files.",
@@ -119,10 +125,26 @@ SectionSchema build_trainer_schema() {
                         Key::string("dir").def("runs/default").doc("output folder"),
                         Key::string("name").def("run").doc("name of the run in logs"),
                     }),
-      optional_section("parallel", "How the work is spread over devices.",
-                       {
-                           Key::integer("dp").def("1").min(1).doc("data-parallel degree"),
-                       }),
+      plain_section("parallel", "The device mesh: world size = dp × tp × pp.",
+                    {
+                        Key::string("dp").def("auto")
+                            .doc("data-parallel degree; auto takes what tp and pp leave"),
+                        Key::integer("tp").def("1").min(1).doc("tensor-parallel degree"),
+                        Key::integer("pp").def("1").min(1).doc("pipeline-parallel degree"),
+                    }),
+      plain_section("launch", "Processes: one per device, on one or more nodes.",
+                    {
+                        Key::integer("nproc").def("1").min(1).max(4096)
+                            .doc("processes on this node (`trainer run --nproc N` sets it)"),
+                        Key::integer("nnodes").def("1").min(1).max(65536)
+                            .doc("nodes in the job (`--nnodes N`)"),
+                    }),
+      optional_plugin_section("comm", PluginKind::comm, "gloo",
+                              "Collectives between ranks; filled in as gloo when the world has more than one rank."),
+      plugin_section("layout", PluginKind::layout, "replicate",
+                     "How parameters, gradients and optimizer state are placed over the data-parallel ranks."),
+      plugin_section("overlap", PluginKind::overlap, "none",
+                     "When gradient and parameter communication is issued."),
   };
   return root;
 }

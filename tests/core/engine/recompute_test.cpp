@@ -19,17 +19,14 @@ struct Trace {
 Trace run(const test::RecipeDir& dir, const std::string& recompute) {
   auto recipe = dir.tiny_recipe({"recompute=" + recompute, "model.n_layer=4", "model.d_model=32",
                                  "model.dropout=0.1", "train.steps=3", "model.seq_len=32"});
-  Trainer t(recipe, TrainerOptions{true, false});
+  Trainer t(recipe, TrainerOptions{true, false, {}});
   Trace trace;
   for (int s = 0; s < 3; ++s) {
     const auto r = t.train_step();
     trace.losses.push_back(r.loss);
-    std::vector<float> g(static_cast<std::size_t>(t.parameters().numel()));
-    t.backend().copy_to_host(g.data(), t.parameters().flat_grads());
-    trace.grads.push_back(std::move(g));
+    trace.grads.push_back(t.parameters().grads_to_host());
   }
-  trace.final_params.resize(static_cast<std::size_t>(t.parameters().numel()));
-  t.backend().copy_to_host(trace.final_params.data(), t.parameters().flat_values());
+  trace.final_params = t.parameters_to_host();
   trace.activation_peak = t.memory().activations.saved_peak;
   return trace;
 }

@@ -11,7 +11,7 @@ using namespace trainer;
 namespace {
 
 std::vector<double> losses(const ConfigNode& recipe, int steps) {
-  Trainer t(recipe, TrainerOptions{true, false});
+  Trainer t(recipe, TrainerOptions{true, false, {}});
   std::vector<double> out;
   for (int s = 0; s < steps; ++s) out.push_back(t.train_step().loss);
   return out;
@@ -40,7 +40,7 @@ TEST_CASE("the same recipe and seed give bitwise the same run; another seed does
 TEST_CASE("a run learns, evaluates, and writes metrics.jsonl and the resolved recipe", "[trainer]") {
   test::RecipeDir dir("run");
   auto recipe = dir.tiny_recipe({"train.steps=60", "train.eval_every=30"});
-  Trainer t(recipe, TrainerOptions{true, true});
+  Trainer t(recipe, TrainerOptions{true, true, {}});
   const auto summary = t.run();
   CHECK(summary.steps == 60);
   REQUIRE(summary.final_val_loss.has_value());
@@ -68,5 +68,5 @@ TEST_CASE("a run learns, evaluates, and writes metrics.jsonl and the resolved re
 TEST_CASE("data that does not fit the model's vocabulary is refused before training", "[trainer]") {
   test::RecipeDir dir("vocab");
   auto recipe = dir.tiny_recipe({"model.vocab=16"});
-  CHECK_THROWS_WITH(Trainer(recipe, TrainerOptions{true, false}), Catch::Contains("raise model.vocab"));
+  CHECK_THROWS_WITH(Trainer(recipe, TrainerOptions{true, false, {}}), Catch::Contains("raise model.vocab"));
 }

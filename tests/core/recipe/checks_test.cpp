@@ -24,13 +24,13 @@ TEST_CASE("global_batch must be a multiple of micro_batch × dp", "[recipe]") {
 TEST_CASE("the data-parallel degree comes from parallel.dp", "[recipe]") {
   TempDir dir;
   const auto errors = validate_file(
-      dir.write("r.yaml", recipe("  micro_batch: 8\n  global_batch: 24\n", "parallel:\n  dp: 2\n")));
+      dir.write("r.yaml", recipe("  micro_batch: 8\n  global_batch: 24\n", "parallel:\n  dp: 2\nlaunch:\n  nproc: 2\n")));
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message == "global_batch 24 is not a multiple of micro_batch 8 × data-parallel degree 2");
   CHECK(errors[0].hint == "set global_batch to 16 or 32, or micro_batch to 6");
 
   const auto small = validate_file(
-      dir.write("s.yaml", recipe("  micro_batch: 8\n  global_batch: 3\n", "parallel:\n  dp: 2\n")));
+      dir.write("s.yaml", recipe("  micro_batch: 8\n  global_batch: 3\n", "parallel:\n  dp: 2\nlaunch:\n  nproc: 2\n")));
   REQUIRE(small.size() == 1);
   CHECK(small[0].hint == "set global_batch to 16");
 }
@@ -38,7 +38,7 @@ TEST_CASE("the data-parallel degree comes from parallel.dp", "[recipe]") {
 TEST_CASE("global_batch defaults to micro_batch × dp", "[recipe]") {
   TempDir dir;
   ConfigNode r;
-  REQUIRE(validate_file(dir.write("r.yaml", recipe("  micro_batch: 4\n", "parallel:\n  dp: 3\n")), &r).empty());
+  REQUIRE(validate_file(dir.write("r.yaml", recipe("  micro_batch: 4\n", "parallel:\n  dp: 3\nlaunch:\n  nproc: 3\n")), &r).empty());
   CHECK(r.at("train").get_int("global_batch") == 12);
   CHECK(r.at("train").at("global_batch").origin().file == "<default>");
 }
@@ -81,4 +81,22 @@ TEST_CASE("values the schema rejected are not reported again by the checks", "[r
   const auto errors = validate_file(dir.write("r.yaml", recipe("  micro_batch: lots\n  global_batch: 48\n")));
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].message == "'train.micro_batch' must be an integer, found 'lots'");
+}
+
+TEST_CASE("the mesh must match the world; dp: auto takes what is left", "[recipe]") {
+  TempDir dir;
+  ConfigNode r;
+  REQUIRE(validate_file(dir.write("a.yaml", recipe("  micro_batch: 4\n", "launch:\n  nproc: 4\n")), &r).empty());
+  CHECK(r.at("parallel").get_int("dp") == 4);
+  CHECK(r.at("train").get_int("global_batch") == 16);
+
+  const auto file = dir.write("b.yaml", recipe("  micro_batch: 4\n", "parallel:\n  dp: 3\nlaunch:\n  nproc: 4\n"));
+  const auto errors = validate_file(file);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message == "dp 3 × tp 1 × pp 1 = 3 does not match the world size 4 (launch.nproc 4 × launch.nnodes 1)");
+  CHECK(errors[0].hint == "use dp: auto, or launch 3 processes");
+
+  const auto tp = validate_file(dir.write("c.yaml", recipe("  micro_batch: 4\n", "parallel:\n  tp: 2\nlaunch:\n  nproc: 2\n")));
+  REQUIRE(tp.size() == 1);
+  CHECK(tp[0].message == "parallel.tp 2: tensor and pipeline parallel are not available yet");
 }

@@ -76,6 +76,16 @@ trainer::recipe::PluginKeyLookup fake_lookup() {
         if (name == "none" || name == "full") return V{};
         if (name == "selective") return V{key("layers", KeyType::integer, "1", 0)};
         return "no recompute plugin '" + name + "'; available: none, full, selective";
+      case PluginKind::layout:
+        if (name == "replicate" || name == "zero1") return V{};
+        return "no layout plugin '" + name + "'; available: replicate, zero1";
+      case PluginKind::overlap:
+        if (name == "none") return V{};
+        if (name == "bucketed") return V{key("bucket_mb", KeyType::number, "25", 0)};
+        return "no overlap plugin '" + name + "'; available: none, bucketed";
+      case PluginKind::comm:
+        if (name == "gloo") return V{};
+        return "no comm plugin '" + name + "'; available: gloo";
       default: return std::string("no plugins of this kind");
     }
   };

@@ -11,11 +11,13 @@ TEST_CASE("a minimal recipe is valid and gets every default", "[recipe]") {
   const auto errors = validate_file(dir.write("r.yaml", kMinimal), &r);
   INFO(trainer::recipe::format_diagnostics(errors));
   REQUIRE(errors.empty());
-  for (const char* section : {"model", "backend", "optimizer", "recompute", "data", "train", "output"}) {
+  for (const char* section : {"model", "backend", "optimizer", "recompute", "data", "train", "output", "parallel",
+                              "launch", "layout", "overlap"}) {
     INFO(section);
     CHECK(r.at(section).is_map());
   }
-  CHECK_FALSE(r.has("parallel"));  // optional: only validated when written
+  CHECK_FALSE(r.has("comm"));  // optional: a single process needs no collectives
+  CHECK(r.at("parallel").get_int("dp") == 1);  // auto: the whole world of one
   CHECK_FALSE(r.at("data").has("synth"));
   CHECK(r.at("model").at("plugin").text() == "gpt");
   CHECK(r.at("model").at("plugin").origin().file == "<default>");

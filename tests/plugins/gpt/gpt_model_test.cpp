@@ -6,6 +6,7 @@
 
 #include "engine/forward_backward.hpp"
 #include "support/plugins.hpp"
+#include "trainer/layout.hpp"
 #include "trainer/model.hpp"
 #include "trainer/recompute.hpp"
 
@@ -18,6 +19,7 @@ struct Fixture {
   test::Made<Backend> backend = make_plugin<Backend>(PluginKind::backend, "cpu");
   test::Made<Model> model;
   test::Made<RecomputePolicy> policy = make_plugin<RecomputePolicy>(PluginKind::recompute, "none");
+  test::Made<Layout> layout = make_plugin<Layout>(PluginKind::layout, "replicate");
   std::unique_ptr<ParameterStore> params;
   BatchShape shape{2, 8};
   Tensor tokens, targets;
@@ -27,6 +29,7 @@ struct Fixture {
     params = std::make_unique<ParameterStore>(*backend, model->parameters());
     params->initialize(7);
     model->bind(*params);
+    layout->setup(LayoutContext{*backend, *params, nullptr, {}});
     std::mt19937 rng(3);
     const int V = model->vocab_size();
     std::vector<std::int32_t> t(16), y(16);
@@ -36,6 +39,12 @@ struct Fixture {
     targets = backend->allocate({2, 8}, DType::i32);
     backend->copy_from_host(tokens, t.data());
     backend->copy_from_host(targets, y.data());
+  }
+
+  void set_values(const std::vector<float>& v) {
+    for (std::size_t u = 0; u < params->units().size(); ++u) {
+      backend->copy_from_host(params->unit_values(u), v.data() + params->units()[u].offset);
+    }
   }
 
   std::vector<float> host(const Tensor& t) {
@@ -89,20 +98,20 @@ TEST_CASE("gpt backward equals finite differences of the loss", "[gpt]") {
   INFO("dropout " << dropout << ", tied " << tied);
   Fixture f({{"n_layer", "2"}, {"n_head", "2"}, {"d_model", "16"}, {"vocab", "32"}, {"seq_len", "8"},
              {"dropout", dropout}, {"tied_embeddings", tied}});
-  ForwardBackward pass(*f.backend, *f.model, *f.policy, f.shape);
+  ForwardBackward pass(*f.backend, *f.model, *f.policy, *f.layout, f.shape);
   const StepContext ctx{11, 3, 0, true};  // dropout masks are fixed by (seed, step, micro)
   const float dloss = 1.0f / 16.0f;
 
   f.params->zero_grads();
-  pass.train(ctx, f.tokens, f.targets, dloss);
-  const auto grads = f.host(f.params->flat_grads());
-  auto values = f.host(f.params->flat_values());
+  pass.train(ctx, f.tokens, f.targets, dloss, true);
+  const auto grads = f.params->grads_to_host();
+  auto values = f.params->values_to_host();
 
   auto loss_at = [&](std::size_t i, float delta) {
     auto v = values;
     v[i] += delta;
-    f.backend->copy_from_host(f.params->flat_values(), v.data());
-    return pass.train(ctx, f.tokens, f.targets, dloss) * dloss;  // grads accumulate; unused here
+    f.set_values(v);
+    return pass.train(ctx, f.tokens, f.targets, dloss, true) * dloss;  // grads accumulate; unused here
   };
   std::mt19937 rng(5);
   int checked = 0, bad = 0;
@@ -122,7 +131,7 @@ TEST_CASE("gpt backward equals finite differences of the loss", "[gpt]") {
       }
     }
   }
-  f.backend->copy_from_host(f.params->flat_values(), values.data());
+  f.set_values(values);
   CHECK(checked > 100);
   CHECK(bad == 0);
 }
@@ -130,7 +139,7 @@ TEST_CASE("gpt backward equals finite differences of the loss", "[gpt]") {
 TEST_CASE("evaluation is deterministic and ignores dropout", "[gpt]") {
   Fixture f({{"n_layer", "2"}, {"n_head", "2"}, {"d_model", "16"}, {"vocab", "32"}, {"seq_len", "8"},
              {"dropout", "0.5"}});
-  ForwardBackward pass(*f.backend, *f.model, *f.policy, f.shape);
+  ForwardBackward pass(*f.backend, *f.model, *f.policy, *f.layout, f.shape);
   const double a = pass.evaluate(StepContext{1, 0, 0, false}, f.tokens, f.targets);
   const double b = pass.evaluate(StepContext{2, 9, 1, false}, f.tokens, f.targets);
   CHECK(a == b);
