@@ -1,6 +1,7 @@
 // trainer: train neural networks from declarative YAML recipes.
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
@@ -15,6 +16,8 @@ commands:
   validate RECIPE [key=value ...]        print the fully resolved recipe (defaults filled in)
   plugins [--plugin-path DIR ...]        list the plugins found on the search path
   reference                              every recipe key (core and plugins) as Markdown
+  sweep SWEEP [--dry-run] [--concurrency N] [key=value ...]
+                                         run a grid of recipe variants and check expectations
   data prepare --out DIR [--val-fraction F] FILE...
                                          turn text files into byte-level train/val shards
   data synth --out DIR [--vocab N] [--order N] [--branching N] [--train-tokens N]
@@ -29,6 +32,10 @@ lib/trainer/plugins. Exit codes: 0 success, 1 failure while running, 2 bad recip
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Idle OpenMP and OpenBLAS threads spin by default; beside other processes (ranks, a
+  // build) on few cores that spinning costs several times the work. Users may override.
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  ::setenv("OPENBLAS_NUM_THREADS", "1", 0);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     fmt::print("{}", kUsage);
     return argc < 2 ? 2 : 0;
@@ -45,6 +52,7 @@ int main(int argc, char** argv) {
     if (command == "plugins") return trainer::cli::plugins_command(args);
     if (command == "data") return trainer::cli::data_command(args);
     if (command == "reference") return trainer::cli::reference_command(args);
+    if (command == "sweep") return trainer::cli::sweep_command(args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
     return 1;
