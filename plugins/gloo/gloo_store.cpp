@@ -1,0 +1,48 @@
+#include "gloo_store.hpp"
+
+#include <utility>
+
+namespace trainer::gloo_plugin {
+
+StoreAdapter::StoreAdapter(trainer::Store& store, std::string prefix, std::chrono::milliseconds timeout)
+    : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+
+std::string StoreAdapter::key(const std::string& k) const {
+  std::string s = prefix_;
+  s += k;
+  return s;
+}
+
+void StoreAdapter::set(const std::string& k, const std::vector<char>& data) {
+  store_.set(key(k), std::vector<std::uint8_t>(data.begin(), data.end()));
+}
+
+std::vector<char> StoreAdapter::get(const std::string& k) {
+  const auto v = store_.get(key(k), timeout_);
+  return std::vector<char>(v.begin(), v.end());
+}
+
+void StoreAdapter::wait(const std::vector<std::string>& keys) { wait(keys, timeout_); }
+
+void StoreAdapter::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
+  std::vector<std::string> full;
+  full.reserve(keys.size());
+  for (const auto& k : keys) full.push_back(key(k));
+  store_.wait(full, timeout);
+}
+
+std::string connect_prefix(trainer::Store& store, const std::string& group, int global_rank) {
+  std::string counter = "gloo/";
+  counter += group;
+  counter += "/connects/";
+  counter += std::to_string(global_rank);
+  const std::int64_t generation = store.add(counter, 1);
+  std::string prefix = "gloo/";
+  prefix += group;
+  prefix += "/";
+  prefix += std::to_string(generation);
+  prefix += "/";
+  return prefix;
+}
+
+}  // namespace trainer::gloo_plugin
