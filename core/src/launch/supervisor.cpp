@@ -1,0 +1,268 @@
+// The supervisor's event loop: one thread polls the signal relay and every worker's output
+// pipes; after each wake-up it reaps exited workers and applies the stop policy.
+#include "launch/supervisor.hpp"
+
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+
+#include "launch/line_sink.hpp"
+#include "launch/net.hpp"
+#include "launch/signal_relay.hpp"
+#include "launch/tcp_store.hpp"
+#include "launch/worker_spawn.hpp"
+
+namespace trainer::launch {
+
+namespace {
+
+std::string signal_name(int sig) {
+  switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGKILL: return "SIGKILL";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGTERM: return "SIGTERM";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGXFSZ: return "SIGXFSZ";
+    default: return fmt::format("signal {}", sig);
+  }
+}
+
+// One worker output stream (stdout or stderr) and its line reassembly.
+struct Stream {
+  UniqueFd fd;
+  std::optional<LineSink> sink;
+
+  // Reads what is available now, at most `max_reads` chunks (one in the poll loop, for a
+  // fair share; a bounded number when draining, since a worker's leftover child could write
+  // forever). On end of file or error, flushes a last partial line and closes.
+  void pump(int max_reads) {
+    char buf[64 * 1024];
+    while (fd && max_reads > 0) {
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
+      if (n > 0) {
+        sink->feed(buf, static_cast<std::size_t>(n));
+        --max_reads;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        return;
+      } else {
+        close();
+      }
+    }
+  }
+  void close() {
+    if (sink) sink->finish();
+    fd.reset();
+  }
+};
+
+struct Worker {
+  int rank = 0;
+  pid_t pid = -1;
+  bool running = true;
+  Stream out, err;
+};
+
+// Owns the started workers. If supervise() leaves by an exception, none may survive it.
+struct WorkerSet {
+  std::vector<Worker> workers;
+  ~WorkerSet() {
+    for (auto& w : workers) {
+      if (!w.running) continue;
+      ::kill(-w.pid, SIGKILL);
+      while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  int running() const {
+    int n = 0;
+    for (auto& w : workers) n += w.running ? 1 : 0;
+    return n;
+  }
+  void signal_all(int sig) {
+    for (auto& w : workers)
+      if (w.running) ::kill(-w.pid, sig);
+  }
+};
+
+constexpr int kDrainReads = 256;  // 16 MiB: far more than a pipe holds
+
+void say(int fd, const std::string& line) {
+  std::string text = "trainer: ";
+  text += line;
+  text += '\n';
+  write_fully(fd, text.data(), text.size());
+}
+
+void validate(const LaunchConfig& c, const std::vector<std::string>& argv) {
+  if (c.nproc < 1 || c.nnodes < 1 || c.node_rank < 0 || c.node_rank >= c.nnodes)
+    throw LaunchError(fmt::format("invalid launch: nproc {}, nnodes {}, node rank {}", c.nproc, c.nnodes, c.node_rank));
+  if (c.nnodes > 1 && c.master_port == 0)
+    throw LaunchError("a launch over several nodes needs a fixed store port (--master host:port)");
+  if (argv.empty() || argv[0].empty() || argv[0][0] != '/')
+    throw LaunchError("the worker command must start with an absolute path");
+}
+
+std::vector<std::string> base_environment() {
+  std::vector<std::string> env;
+  for (auto& [name, value] : environment_map()) {
+    if (name == "TRAINER_RANK" || name == "TRAINER_WORLD_SIZE" || name == "TRAINER_LOCAL_RANK" ||
+        name == "TRAINER_LOCAL_WORLD_SIZE" || name == "TRAINER_STORE")
+      continue;  // set per worker below; a stale identity from our own environment must not leak
+    std::string entry = name;
+    entry += '=';
+    entry += value;
+    env.push_back(std::move(entry));
+  }
+  return env;
+}
+
+}  // namespace
+
+int supervise(const LaunchConfig& config, const std::vector<std::string>& worker_argv,
+              const SupervisorOptions& options) {
+  validate(config, worker_argv);
+  // The relay is installed before any worker exists, so no SIGCHLD or Ctrl-C is missed.
+  SignalRelay relay;
+
+  std::optional<TcpStoreServer> server;
+  int store_port = config.master_port;
+  if (config.node_rank == 0) {
+    // Several nodes: listen on every interface. Binding master_addr itself breaks on the
+    // common /etc/hosts that maps the node's own name to 127.0.1.1: other nodes would then
+    // retry against a store that only listens on loopback. One node: stay on master_addr.
+    server.emplace(config.nnodes > 1 ? std::string() : config.master_addr, config.master_port);
+    store_port = server->port();
+    if (options.on_store_ready) options.on_store_ready(config.master_addr, store_port);
+  }
+
+  WorkerSet set;
+  const auto base_env = base_environment();
+  for (int local = 0; local < config.nproc; ++local) {
+    WorkerIdentity id{config.node_rank * config.nproc + local, config.nnodes * config.nproc, local, config.nproc,
+                      config.master_addr, store_port};
+    SpawnSpec spec;
+    spec.argv = worker_argv;
+    spec.env = base_env;
+    for (auto& v : worker_environment(id)) spec.env.push_back(v);
+    spec.capture = options.prefix_output;
+    spec.stdout_fd = options.stdout_fd;
+    spec.stderr_fd = options.stderr_fd;
+    SpawnedWorker spawned = spawn_worker(spec, relay);
+    Worker& w = set.workers.emplace_back();
+    w.rank = id.rank;
+    w.pid = spawned.pid;
+    std::string prefix = fmt::format("[rank {}] ", id.rank);
+    w.out.fd = std::move(spawned.out);
+    w.err.fd = std::move(spawned.err);
+    if (w.out.fd) w.out.sink.emplace(prefix, options.stdout_fd);
+    if (w.err.fd) w.err.sink.emplace(prefix, options.stderr_fd);
+  }
+
+  std::optional<int> result;  // the first failure's exit code
+  bool stopping = false;
+  bool killed = false;
+  Clock::time_point kill_at;
+  auto stop = [&](int code, const std::string& why) {
+    if (stopping) return;
+    stopping = true;
+    result = code;
+    kill_at = Clock::now() + options.grace_period;
+    int others = set.running();
+    say(options.stderr_fd, others ? fmt::format("{}; stopping {} other worker(s)", why, others) : why);
+    set.signal_all(SIGTERM);
+  };
+
+  std::vector<pollfd> fds;
+  std::vector<Stream*> streams;
+  while (set.running() > 0) {
+    fds.assign(1, pollfd{relay.fd(), POLLIN, 0});
+    streams.clear();
+    for (auto& w : set.workers)
+      for (Stream* s : {&w.out, &w.err})
+        if (s->fd) {
+          fds.push_back({s->fd.get(), POLLIN, 0});
+          streams.push_back(s);
+        }
+    // A bounded wait even when idle: a cheap safety net should a wake-up ever be lost.
+    int timeout_ms = 1000;
+    if (stopping && !killed) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count() + 1;
+      timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
+    }
+    ::poll(fds.data(), fds.size(), timeout_ms);
+
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].revents) streams[i - 1]->pump(1);
+
+    for (int sig : relay.drain()) {
+      if (sig != SIGINT && sig != SIGTERM) continue;  // SIGCHLD: reaping below covers it
+      if (!stopping) {
+        stop(128 + sig, fmt::format("received {}", signal_name(sig)));
+      } else if (!killed) {
+        // A second request while workers shut down: do not make the user wait the grace.
+        say(options.stderr_fd, fmt::format("received {} again; killing the workers", signal_name(sig)));
+        set.signal_all(SIGKILL);
+        killed = true;
+      }
+    }
+
+    for (auto& w : set.workers) {
+      if (!w.running) continue;
+      int status = 0;
+      pid_t r = ::waitpid(w.pid, &status, WNOHANG);
+      if (r != w.pid) continue;
+      w.running = false;
+      // Its last output is already in the pipes: print it before saying it failed.
+      w.out.pump(kDrainReads);
+      w.err.pump(kDrainReads);
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+      if (stopping) continue;  // expected: we asked it to stop
+      if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        stop(128 + sig, fmt::format("rank {} (pid {}) was killed by signal {}{}", w.rank, w.pid, signal_name(sig),
+                                    WCOREDUMP(status) ? " (core dumped)" : ""));
+      } else {
+        int code = WEXITSTATUS(status);
+        stop(code, fmt::format("rank {} (pid {}) exited with status {}", w.rank, w.pid, code));
+      }
+    }
+
+    if (stopping && !killed && Clock::now() >= kill_at && set.running() > 0) {
+      say(options.stderr_fd, fmt::format("{} worker(s) still running after the {} ms grace period; sending SIGKILL",
+                                         set.running(), options.grace_period.count()));
+      set.signal_all(SIGKILL);
+      killed = true;
+    }
+  }
+
+  // Every worker has exited; take what is left in the pipes without waiting for end of
+  // file, which a worker's leftover child could hold back indefinitely.
+  for (auto& w : set.workers) {
+    w.out.pump(kDrainReads);
+    w.err.pump(kDrainReads);
+    w.out.close();
+    w.err.close();
+  }
+  return result.value_or(0);
+}
+
+}  // namespace trainer::launch
