@@ -225,6 +225,9 @@ TrainSummary Trainer::run() {
                          recipe_.at("layout").get_string("plugin"), recipe_.at("overlap").get_string("plugin"), steps_));
   }
 
+  log.json({{"event", "\"start\""}, {"steps", std::to_string(steps_)}, {"dp", std::to_string(dp_size_)},
+            {"layout", RunLog::json_string(recipe_.at("layout").get_string("plugin"))},
+            {"overlap", RunLog::json_string(recipe_.at("overlap").get_string("plugin"))}});
   TrainSummary summary;
   summary.run_dir = run_dir;
   summary.entropy_floor = entropy_floor_;
@@ -261,6 +264,18 @@ TrainSummary Trainer::run() {
   }
   summary.memory = memory();
   const auto& mem = summary.memory;
+  // Every rank takes part: sharded parameters are gathered unit by unit.
+  const std::vector<float> final_params = parameters_to_host();
+  double l2 = 0, sum = 0;
+  for (float v : final_params) {
+    l2 += static_cast<double>(v) * v;
+    sum += v;
+  }
+  if (files && recipe_.at("output").get_bool("final_parameters")) {
+    std::ofstream(run_dir / "final_parameters.f32", std::ios::binary)
+        .write(reinterpret_cast<const char*>(final_params.data()),
+               static_cast<std::streamsize>(final_params.size() * sizeof(float)));
+  }
   const auto n = [](double v) { return fmt::format("{:.9g}", v); };
   log.json({{"event", "\"summary\""}, {"steps", std::to_string(summary.steps)},
             {"final_loss", n(summary.final_loss)},
@@ -273,6 +288,7 @@ TrainSummary Trainer::run() {
             {"optimizer_state_bytes", std::to_string(mem.optimizer_state)},
             {"peak_parameter_gradient_bytes", std::to_string(mem.peak_parameters_and_gradients)},
             {"peak_staging_bytes", std::to_string(mem.peak_staging)},
+            {"final_param_l2", n(std::sqrt(l2))}, {"final_param_sum", n(sum)},
             {"activation_peak_bytes", std::to_string(mem.activations.saved_peak)},
             {"workspace_peak_bytes", std::to_string(mem.activations.workspace_peak)}});
   if (console) {

@@ -124,6 +124,8 @@ SectionSchema build_trainer_schema() {
                     {
                         Key::string("dir").def("runs/default").doc("output folder"),
                         Key::string("name").def("run").doc("name of the run in logs"),
+                        Key::boolean("final_parameters").def("false")
+                            .doc("write final_parameters.f32 (every parameter, store order, little-endian f32)"),
                     }),
       plain_section("parallel", "The device mesh: world size = dp × tp × pp.",
                     {
