@@ -90,7 +90,7 @@ TEST_CASE("an unknown key with no close match lists the accepted keys", "[recipe
   const auto errors = validate_file(dir.write("r.yaml", std::string(kMinimal) + "output:\n  colour: red\n"));
   const auto& e = only(errors, "'colour'");
   CHECK(at(e) == "6:3");
-  CHECK(e.hint == "accepted keys: dir, name");
+  CHECK(e.hint == "accepted keys: dir, name, final_parameters");
 }
 
 TEST_CASE("a section's key written at the top level points to its section", "[recipe]") {
