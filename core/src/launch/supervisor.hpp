@@ -24,7 +24,10 @@
 // or 128 + signal number); 130 / 143 when the supervisor got SIGINT / SIGTERM first.
 //
 // Store: node 0 serves it on master_addr:master_port when single-node (port 0: a free one),
-// and on every interface at master_port when multi-node (see supervisor.cpp for why).
+// and on every interface at master_port when multi-node (see supervisor.cpp for why). It
+// lives as long as node 0's supervise(): in a multi-node job, node 0's workers must exit
+// last, after every rank's final store request (e.g. each rank adds 1 to a "left" counter,
+// the last one sets "all-left", and only node 0's ranks wait for that key).
 //
 // Process handling: each worker runs in its own process group (signals go to the whole
 // group, so a worker's own children stop too); a worker gets SIGKILL if the supervisor

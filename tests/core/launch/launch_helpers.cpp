@@ -67,7 +67,7 @@ int open_output(const std::string& path) { return ::open(path.c_str(), O_WRONLY 
 namespace {
 
 // Worker mode "rendezvous": what a real worker does first. Publish a key, count arrivals,
-// wait for every rank's key, read them all back, then a barrier. Exit 0 and one line on
+// wait for every rank's key, read them all back, leave in order. Exit 0 and one line on
 // success.
 int rendezvous_worker() {
   try {
@@ -85,9 +85,10 @@ int rendezvous_worker() {
       auto v = store.get(keys[static_cast<std::size_t>(r)], std::chrono::seconds(1));
       if (std::string(v.begin(), v.end()) == "hello from " + std::to_string(r)) ++seen;
     }
-    // A closing barrier: node 0's store must outlive every rank's last request.
-    if (store.add("done", 1) == id->world_size) store.set("all-done", {});
-    store.wait({"all-done"}, std::chrono::seconds(10));
+    // Leaving: node 0's store dies with node 0's supervisor, so node 0's ranks go last,
+    // once every rank has made its final request (the add below, or the set after it).
+    if (store.add("left", 1) == id->world_size) store.set("all-left", {});
+    if (id->rank < id->local_world_size) store.wait({"all-left"}, std::chrono::seconds(10));
     std::printf("rank %d saw %d peers\n", id->rank, seen);
     return seen == id->world_size ? 0 : 1;
   } catch (const std::exception& e) {
