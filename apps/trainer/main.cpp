@@ -12,12 +12,16 @@ namespace {
 constexpr const char* kUsage = R"(usage: trainer <command> [arguments]
 
 commands:
-  run RECIPE [key=value ...] [--quiet]   validate a recipe, then train it
+  run RECIPE [key=value ...] [--quiet] [--stop-after=N]
+                                         validate a recipe, then train it (resuming from
+                                         its newest checkpoint; stop after N steps)
   validate RECIPE [key=value ...]        print the fully resolved recipe (defaults filled in)
   plugins [--plugin-path DIR ...]        list the plugins found on the search path
   reference                              every recipe key (core and plugins) as Markdown
   sweep SWEEP [--dry-run] [--concurrency N] [key=value ...]
                                          run a grid of recipe variants and check expectations
+  checkpoint inspect DIR [--verify] [--json]
+                                         print a checkpoint's manifest (DIR: step-N/ or the folder)
   data prepare --out DIR [--val-fraction F] FILE...
                                          turn text files into byte-level train/val shards
   data synth --out DIR [--vocab N] [--order N] [--branching N] [--train-tokens N]
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
     if (command == "data") return trainer::cli::data_command(args);
     if (command == "reference") return trainer::cli::reference_command(args);
     if (command == "sweep") return trainer::cli::sweep_command(args);
+    if (command == "checkpoint") return trainer::cli::checkpoint_command(args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
     return 1;

@@ -2,6 +2,7 @@
 // the core schema and every plugin's keys), then print it or train it.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -13,6 +14,7 @@
 #include "launch/tcp_store.hpp"
 #include "recipe/diagnostics.hpp"
 #include "recipe/print.hpp"
+#include "recipe/recipe.hpp"
 
 namespace trainer::cli {
 
@@ -90,6 +92,25 @@ int train_process(const ConfigNode& recipe, const TrainerOptions& options) {
   return 0;
 }
 
+// --stop-after=N: stop once N steps are done, as if the job were interrupted there.
+bool take_stop_after(RecipeArgs& a, std::int64_t& stop_after) {
+  static const std::string prefix = "--stop-after=";
+  for (auto it = a.flags.begin(); it != a.flags.end(); ++it) {
+    if (it->rfind(prefix, 0) != 0) continue;
+    try {
+      std::size_t used = 0;
+      stop_after = std::stoll(it->substr(prefix.size()), &used);
+      if (used != it->size() - prefix.size() || stop_after < 0) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      fmt::print(stderr, "trainer run: {} needs a step count >= 0\n", *it);
+      return false;
+    }
+    a.flags.erase(it);
+    return true;
+  }
+  return true;
+}
+
 std::vector<std::string> with_world(std::vector<std::string> overrides, int nproc, int nnodes) {
   overrides.push_back("launch.nproc=" + std::to_string(nproc));
   overrides.push_back("launch.nnodes=" + std::to_string(nnodes));
@@ -107,8 +128,10 @@ int run_command(const Args& args) {
     if (!launch::parse_launch_flag(args, i, flags)) rest.push_back(args[i++]);  // it advances i itself
   }
   RecipeArgs a;
-  if (!parse_recipe_args(rest, "run", a) || !check_flags(a, {"--quiet"}, "run")) return 2;
+  if (!parse_recipe_args(rest, "run", a)) return 2;
   TrainerOptions options;
+  RecipeArgs checked = a;  // --stop-after=N is forwarded to workers as it is
+  if (!take_stop_after(checked, options.stop_after) || !check_flags(checked, {"--quiet"}, "run")) return 2;
   options.quiet = has_flag(a, "--quiet");
   const auto env = launch::environment_map();
 
@@ -119,18 +142,35 @@ int run_command(const Args& args) {
     if (!resolve_or_report(worker, recipe)) return 2;
     launch::TcpStoreClient store(id->store_addr, id->store_port);
     options.rank = RankContext{id->rank, id->world_size, &store};
-    return train_process(recipe, options);
+    const int code = train_process(recipe, options);
+    // The store lives as long as node 0's supervisor, which ends when node 0's workers
+    // do: they leave only once every rank has, so no rank elsewhere loses the store
+    // while it still needs it.
+    if (code == 0) {
+      if (store.add("trainer/left", 1) == id->world_size) store.set("trainer/all-left", {});
+      if (id->rank < id->local_world_size) store.wait({"trainer/all-left"}, std::chrono::minutes(10));
+    }
+    return code;
   }
 
-  ConfigNode recipe;
-  if (!resolve_or_report(a, recipe)) return 2;
-  const auto config = launch::resolve_launch(flags, static_cast<int>(recipe.at("launch").get_int("nproc")), env);
-  if (config.nproc * config.nnodes == 1) return train_process(recipe, options);
-
-  // Validate the recipe for the real world size before starting anything.
+  // The world size comes from the flags, the environment (Slurm, torchrun) or the recipe's
+  // launch.nproc, and the recipe is validated once, for that world: a mesh such as
+  // parallel.dp=2 is only valid for the right number of processes.
+  int recipe_nproc = 1;
+  try {
+    const ConfigNode raw = recipe::load_recipe(a.recipe, a.overrides);
+    if (raw.is_map() && raw.has("launch") && raw.at("launch").is_map() && raw.at("launch").has("nproc")) {
+      recipe_nproc = static_cast<int>(raw.at("launch").at("nproc").as_int());
+    }
+  } catch (const std::exception&) {
+    // Malformed: validation below reports it with its position.
+  }
+  const auto config = launch::resolve_launch(flags, recipe_nproc, env);
   RecipeArgs job = a;
   job.overrides = with_world(a.overrides, config.nproc, config.nnodes);
+  ConfigNode recipe;
   if (!resolve_or_report(job, recipe)) return 2;
+  if (config.nproc * config.nnodes == 1) return train_process(recipe, options);
   std::vector<std::string> worker_argv{std::filesystem::read_symlink("/proc/self/exe").string(), "run", a.recipe};
   worker_argv.insert(worker_argv.end(), a.overrides.begin(), a.overrides.end());
   worker_argv.insert(worker_argv.end(), a.flags.begin(), a.flags.end());

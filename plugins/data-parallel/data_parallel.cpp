@@ -1,5 +1,6 @@
 #include "data_parallel.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -94,6 +95,7 @@ std::vector<trainer::OptimizerTarget> DataParallelLayout::optimizer_targets() {
 Tensor DataParallelLayout::staging(const trainer::Shape& shape) {
   Tensor t = be_->allocate(shape, trainer::DType::f32);
   staging_bytes_ += t.bytes();
+  peak_staging_bytes_ = std::max(peak_staging_bytes_, staging_bytes_);
   return t;
 }
 

@@ -38,7 +38,7 @@ class DataParallelLayout final : public trainer::Layout {
   trainer::CommTimes take_comm_times() override;
   std::size_t parameter_bytes() const override;
   std::size_t gradient_bytes() const override;
-  std::size_t staging_bytes() const override { return staging_bytes_; }
+  std::size_t staging_bytes() const override { return peak_staging_bytes_; }
 
  private:
   struct Pending {
@@ -75,7 +75,7 @@ class DataParallelLayout final : public trainer::Layout {
   std::vector<std::size_t> bucket_units_;                    // all-reduce bucket being filled
   std::size_t bucket_bytes_now_ = 0;
   std::vector<Pending> pending_;
-  std::size_t staging_bytes_ = 0;
+  std::size_t staging_bytes_ = 0, peak_staging_bytes_ = 0;
   trainer::CommTimes times_;
 };
 

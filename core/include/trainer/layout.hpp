@@ -66,7 +66,7 @@ class Layout : public Plugin {
   // Bytes the layout itself holds (shards, staging), beside the store's resident units.
   virtual std::size_t parameter_bytes() const = 0;  // persistent parameter shards
   virtual std::size_t gradient_bytes() const = 0;   // persistent gradient shards
-  virtual std::size_t staging_bytes() const = 0;    // communication buffers now
+  virtual std::size_t staging_bytes() const = 0;    // peak of communication buffers so far
 };
 
 }  // namespace trainer

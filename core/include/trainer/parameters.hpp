@@ -69,6 +69,8 @@ class ParameterStore {
 
   std::size_t resident_bytes() const { return resident_bytes_; }
   std::size_t peak_resident_bytes() const { return peak_resident_bytes_; }
+  // Start measuring the peak afresh (after a layout has released what it shards).
+  void reset_peak_resident() { peak_resident_bytes_ = resident_bytes_; }
 
  private:
   void bind_views(std::size_t u);

@@ -105,9 +105,12 @@ void RunLog::step(const StepRecord& r, bool print_line) {
   std::fflush(stdout);
 }
 
-void RunLog::eval(std::int64_t step, double val_loss, std::optional<double> floor, bool print_line) {
-  std::vector<std::pair<std::string, std::string>> fields{
-      {"event", "\"eval\""}, {"step", std::to_string(step)}, {"val_loss", num(val_loss)}};
+void RunLog::eval(std::int64_t step, double val_loss, std::optional<double> floor, double elapsed_s,
+                  bool print_line) {
+  std::vector<std::pair<std::string, std::string>> fields{{"event", "\"eval\""},
+                                                          {"step", std::to_string(step)},
+                                                          {"val_loss", num(val_loss)},
+                                                          {"elapsed_s", num(elapsed_s)}};
   std::string extra;
   if (floor) {
     fields.emplace_back("entropy_floor", num(*floor));

@@ -38,7 +38,8 @@ class RunLog {
   ~RunLog();
 
   void step(const StepRecord& r, bool print_line);
-  void eval(std::int64_t step, double val_loss, std::optional<double> floor, bool print_line);
+  // elapsed_s: wall time since the run started, so time-to-loss can be read off the log.
+  void eval(std::int64_t step, double val_loss, std::optional<double> floor, double elapsed_s, bool print_line);
   void note(const std::string& line);  // a plain line, also clears the progress bar
   // One flat JSON object: pairs of key and already-formatted JSON value.
   void json(const std::vector<std::pair<std::string, std::string>>& fields);

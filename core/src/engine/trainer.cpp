@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "checkpoint/checkpointer.hpp"
 #include "data/synth.hpp"
 #include "recipe/print.hpp"
 
@@ -52,13 +53,60 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   params_->initialize(seed_);
   model.bind(*params_);
   components_.layout->setup(LayoutContext{backend, *params_, dp_.get(), components_.overlap->plan()});
-  components_.optimizer->init(backend, components_.layout->optimizer_targets());
+  params_->reset_peak_resident();  // the full initial copy is a start-up cost, not the steady state
+  const auto targets = components_.layout->optimizer_targets();
+  components_.optimizer->init(backend, targets);
+  setup_checkpoints(targets);
   pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
   tokens_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
   targets_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
 }
 
 Trainer::~Trainer() = default;
+
+void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets) {
+  auto& layout = *components_.layout;
+  // Replicated targets (every rank holds everything) split the writing by parameter;
+  // sharded ones are written by their owner.
+  std::int64_t owned = 0;
+  for (const auto& t : targets) owned += t.value.numel();
+  const double coverage = sum_over_ranks(static_cast<double>(owned) / static_cast<double>(params_->numel()));
+  checkpoint::Manifest header;
+  header.seed = seed_;
+  header.world = dp_size_;
+  header.layout = recipe_.at("layout").get_string("plugin");
+  header.recipe = recipe::print_recipe(recipe_);
+  checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
+      checkpoint::CheckpointSettings::from_recipe(recipe_), *components_.backend,
+      checkpoint::bind_state(*params_, targets, *components_.optimizer),
+      checkpoint::RankInfo{dp_rank_, dp_size_, options_.rank.store, dp_size_ > 1 && coverage > 1.5}, std::move(header));
+  if (const auto& from = checkpointer_->resume_point()) {
+    // The targets hold what this rank owns (all of it under replicate, the shard under
+    // zero1/zero2/fsdp); the layout then makes the rest agree, as after an update:
+    // zero1/zero2 all-gather the owned ranges, fsdp's shards are the parameters.
+    checkpointer_->load();
+    layout.after_optimizer_step();
+    layout.take_comm_times();
+    step_ = from->manifest.step;
+    resumed_from_ = from->dir.string();
+  }
+}
+
+void Trainer::save_checkpoint(RunLog& log) {
+  const double blocked = checkpointer_->save(step_);
+  log.json({{"event", "\"checkpoint\""}, {"step", std::to_string(step_)},
+            {"blocked_ms", fmt::format("{:.3f}", 1000.0 * blocked)},
+            {"async", checkpointer_->settings().async ? "true" : "false"}});
+}
+
+void Trainer::log_checkpoints_written(RunLog& log, bool wait) {
+  if (wait) checkpointer_->finish();
+  if (const auto r = checkpointer_->take_finished()) {
+    log.json({{"event", "\"checkpoint_written\""}, {"step", std::to_string(r->step)},
+              {"write_ms", fmt::format("{:.3f}", 1000.0 * r->write_s)}, {"shard_bytes", std::to_string(r->bytes)},
+              {"dir", RunLog::json_string((checkpointer_->settings().dir / checkpoint::step_dir_name(r->step)).string())}});
+  }
+}
 
 void Trainer::prepare_data() {
   const auto& data = recipe_.at("data");
@@ -152,7 +200,7 @@ StepResult Trainer::train_step() {
     components_.optimizer->step(static_cast<float>(r.lr), step_ + 1);
     layout.after_optimizer_step();
   }
-  peak_staging_ = std::max(peak_staging_, layout.staging_bytes());
+  peak_staging_ = layout.staging_bytes();
   r.comm = layout.take_comm_times();
   ++step_;
   return r;
@@ -228,6 +276,15 @@ TrainSummary Trainer::run() {
   log.json({{"event", "\"start\""}, {"steps", std::to_string(steps_)}, {"dp", std::to_string(dp_size_)},
             {"layout", RunLog::json_string(recipe_.at("layout").get_string("plugin"))},
             {"overlap", RunLog::json_string(recipe_.at("overlap").get_string("plugin"))}});
+  for (const auto& w : checkpointer_->warnings()) {
+    log.json({{"event", "\"checkpoint_warning\""}, {"message", RunLog::json_string(w)}});
+    if (!options_.quiet && dp_rank_ == 0) fmt::print(stderr, "warning: {}\n", w);
+  }
+  const std::int64_t first_step = step_;
+  if (!resumed_from_.empty()) {
+    log.json({{"event", "\"resume\""}, {"step", std::to_string(step_)}, {"from", RunLog::json_string(resumed_from_)}});
+    if (console) log.note(fmt::format("resuming after step {} from {}", step_, resumed_from_));
+  }
   TrainSummary summary;
   summary.run_dir = run_dir;
   summary.entropy_floor = entropy_floor_;
@@ -235,7 +292,7 @@ TrainSummary Trainer::run() {
   double comm_total = 0, comm_exposed = 0, compute = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
-  while (step_ < steps_) {
+  while (step_ < steps_ && (options_.stop_after < 0 || step_ < options_.stop_after)) {
     const auto t0 = std::chrono::steady_clock::now();
     const StepResult r = train_step();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -245,16 +302,24 @@ TrainSummary Trainer::run() {
     compute += dt - r.comm.exposed_s;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     StepRecord rec{step_, steps_, r.loss, r.lr, r.grad_norm, tokens_per_step / dt, 1000.0 * dt,
-                   elapsed / static_cast<double>(step_) * static_cast<double>(steps_ - step_), r.skipped,
+                   elapsed / static_cast<double>(step_ - first_step) * static_cast<double>(steps_ - step_), r.skipped,
                    1000.0 * r.comm.total_s, 1000.0 * r.comm.exposed_s, dp_size_ > 1};
     log.step(rec, console && (step_ % log_every == 0 || step_ == 1 || step_ == steps_ || r.skipped));
     summary.final_loss = r.loss;
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
       const double v = evaluate();
       summary.final_val_loss = v;
-      log.eval(step_, v, entropy_floor_, console);
+      log.eval(step_, v, entropy_floor_,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(), console);
     }
+    // Every `every` steps, and after the last one.
+    const auto& ck = checkpointer_->settings();
+    if (checkpointer_->due(step_) || (ck.every > 0 && step_ == steps_ && checkpointer_->last_saved() != step_)) {
+      save_checkpoint(log);
+    }
+    log_checkpoints_written(log, false);
   }
+  log_checkpoints_written(log, true);  // the last save, before anything reports success
   summary.steps = step_;
   summary.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   if (!tps.empty()) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "data/sampler.hpp"
@@ -15,6 +16,10 @@
 #include "engine/run_log.hpp"
 #include "trainer/config.hpp"
 #include "trainer/parameters.hpp"
+
+namespace trainer::checkpoint {
+class Checkpointer;
+}
 
 namespace trainer {
 
@@ -60,6 +65,8 @@ struct TrainerOptions {
   bool quiet = false;         // no console output (tests)
   bool write_run_dir = true;  // metrics.jsonl and recipe.yaml (rank 0 only)
   RankContext rank;
+  // run() stops once this many steps are done, as if interrupted there (-1: never).
+  std::int64_t stop_after = -1;
 };
 
 class Trainer {
@@ -82,6 +89,10 @@ class Trainer {
 
  private:
   void prepare_data();
+  // Checkpoints: bind this rank's targets and state, and resume from the newest good one.
+  void setup_checkpoints(const std::vector<OptimizerTarget>& targets);
+  void save_checkpoint(RunLog& log);
+  void log_checkpoints_written(RunLog& log, bool wait);
   double sum_over_ranks(double local);
   void load_micro_batch(const std::vector<std::int32_t>& inputs, const std::vector<std::int32_t>& targets);
 
@@ -103,6 +114,8 @@ class Trainer {
   int dp_rank_ = 0, dp_size_ = 1;
   std::size_t peak_staging_ = 0;
   double grad_clip_ = 0;
+  std::string resumed_from_;  // the checkpoint this run resumed from, if any
+  std::unique_ptr<checkpoint::Checkpointer> checkpointer_;  // last: its destructor waits for a write
 };
 
 }  // namespace trainer
