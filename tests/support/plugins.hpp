@@ -38,10 +38,10 @@ struct Made {
 template <class Interface>
 Made<Interface> make_plugin(PluginKind kind, const std::string& name,
                             const std::map<std::string, std::string>& overrides = {}, Backend* backend = nullptr) {
-  const auto& d = find_plugin(kind, name, {TRAINER_TEST_PLUGIN_DIR});
+  const PluginDescriptor* d = &find_plugin(kind, name, {TRAINER_TEST_PLUGIN_DIR});
   Made<Interface> m;
-  m.config = std::make_unique<ConfigNode>(plugin_config(d, overrides));
-  m.object = create_plugin<Interface>(d, PluginContext{*m.config, backend});
+  m.config = std::make_unique<ConfigNode>(plugin_config(*d, overrides));
+  m.object = create_plugin<Interface>(*d, PluginContext{*m.config, backend});
   return m;
 }
 

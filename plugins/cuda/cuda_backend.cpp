@@ -1,0 +1,699 @@
+// The cuda backend: f32 tensors in device memory from a caching pool, one compute stream,
+// cuBLAS (f32, no TF32) for the matrix products and kernels/ for everything else. Host code
+// only: each op checks its tensors like the cpu backend (present, on the cuda device, of the
+// right dtype and element count; std::invalid_argument naming the op), then enqueues work.
+// Every CUDA and cuBLAS status is checked and turned into std::runtime_error naming the op.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "kernels/attention.cuh"
+#include "kernels/crossentropy.cuh"
+#include "kernels/elementwise.cuh"
+#include "kernels/embedding.cuh"
+#include "kernels/errors.hpp"
+#include "kernels/layernorm.cuh"
+#include "kernels/reduce.cuh"
+#include "trainer/backend.hpp"
+
+namespace trainer::gpu {
+namespace {
+
+[[noreturn]] void fail(const char* op, const std::string& message) {
+  throw std::invalid_argument(std::string("cuda backend: ") + op + ": " + message);
+}
+
+void check_cuda(cudaError_t status, const char* op, const char* what) {
+  if (status != cudaSuccess) {
+    throw std::runtime_error(std::string("cuda backend: ") + op + ": " + what + " failed: " +
+                             cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
+  }
+}
+
+void check_cublas(cublasStatus_t status, const char* op, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw std::runtime_error(std::string("cuda backend: ") + op + ": " + what + " failed: " +
+                             cublasGetStatusName(status) + ": " + cublasGetStatusString(status));
+  }
+}
+
+void check_dims(const char* op, std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
+  for (const auto& [name, value] : dims) {
+    if (value <= 0) fail(op, std::string(name) + " = " + std::to_string(value) + " must be positive");
+  }
+}
+
+void check_tensor(const char* op, const char* name, const Tensor& t, DType dtype) {
+  if (!t) fail(op, std::string(name) + " is empty");
+  if (t.device() != Device::cuda) fail(op, std::string(name) + " is not in device (cuda) memory");
+  if (t.dtype() != dtype) {
+    fail(op, std::string(name) + " is " + dtype_name(t.dtype()) + ", expected " + dtype_name(dtype));
+  }
+}
+
+void check(const char* op, const char* name, const Tensor& t, std::int64_t expected, const char* formula,
+           DType dtype = DType::f32) {
+  check_tensor(op, name, t, dtype);
+  if (t.numel() != expected) {
+    fail(op, std::string(name) + " has shape " + shape_string(t.shape()) + " (" + std::to_string(t.numel()) +
+                 " elements), expected " + formula + " = " + std::to_string(expected) + " elements");
+  }
+}
+
+std::int64_t table_rows(const char* op, const char* name, const Tensor& t, int C) {
+  check_tensor(op, name, t, DType::f32);
+  if (t.numel() == 0 || t.numel() % C != 0) {
+    fail(op, std::string(name) + " has shape " + shape_string(t.shape()) + ", not a whole number of rows of C = " +
+                 std::to_string(C));
+  }
+  return t.numel() / C;
+}
+
+float* f32(const Tensor& t) { return t ? t.data_as<float>() : nullptr; }
+const std::int32_t* i32(const Tensor& t) { return t.data_as<const std::int32_t>(); }
+
+// Caching device allocator. Sizes are rounded to classes (multiples of 512 B up to 1 MiB,
+// then quarter powers of two, so at most 25% is wasted); a freed block goes back to its
+// class's free list and is reused by the next request of that class. Blocks are returned on
+// the host as soon as the last Tensor handle goes; that is safe because all work runs on one
+// stream, so a later user's kernels are ordered after the earlier user's. cudaFree happens
+// only when the pool dies (the backend and every tensor gone), or once to retry an
+// allocation that ran out of memory. Shared with each Tensor's deleter so tensors may
+// outlive the backend.
+class DevicePool {
+ public:
+  explicit DevicePool(int device) : device_(device) {}
+  DevicePool(const DevicePool&) = delete;
+  DevicePool& operator=(const DevicePool&) = delete;
+
+  ~DevicePool() {
+    // Errors are ignored here: at process exit the CUDA runtime may already be shutting down.
+    if (cudaSetDevice(device_) != cudaSuccess) return;
+    for (auto& [cls, blocks] : free_) {
+      for (void* p : blocks) cudaFree(p);
+    }
+  }
+
+  static std::size_t size_class(std::size_t bytes) {
+    constexpr std::size_t kSmall = 1 << 20;
+    if (bytes <= kSmall) return bytes <= 512 ? 512 : (bytes + 511) / 512 * 512;
+    std::size_t top = 1;
+    while (top * 2 <= bytes) top *= 2;
+    const std::size_t step = top / 4;
+    return (bytes + step - 1) / step * step;
+  }
+
+  void* take(std::size_t cls, const char* op) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = free_.find(cls);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        return p;
+      }
+    }
+    void* p = nullptr;
+    cudaError_t status = cudaMalloc(&p, cls);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear the sticky-free error before retrying
+      release_cached();
+      status = cudaMalloc(&p, cls);
+    }
+    if (status != cudaSuccess) {
+      throw std::runtime_error(std::string("cuda backend: ") + op + ": cudaMalloc of " + std::to_string(cls) +
+                               " bytes failed (" + std::to_string(reserved_ >> 20) + " MiB already reserved): " +
+                               cudaGetErrorName(status) + ": " + cudaGetErrorString(status));
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    reserved_ += cls;
+    return p;
+  }
+
+  void give(void* p, std::size_t cls) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_[cls].push_back(p);
+  }
+
+ private:
+  void release_cached() {
+    cudaDeviceSynchronize();  // cached blocks may still be in use by queued work
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [cls, blocks] : free_) {
+      for (void* p : blocks) {
+        cudaFree(p);
+        reserved_ -= cls;
+      }
+      blocks.clear();
+    }
+  }
+
+  int device_;
+  std::mutex mutex_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::size_t reserved_ = 0;
+};
+
+// A scratch block for the duration of one op; returned to the pool at scope exit (safe for
+// the same single-stream reason as tensors).
+class Scratch {
+ public:
+  Scratch(std::shared_ptr<DevicePool> pool, std::size_t bytes, const char* op)
+      : pool_(std::move(pool)), cls_(DevicePool::size_class(bytes)), ptr_(pool_->take(cls_, op)) {}
+  ~Scratch() { pool_->give(ptr_, cls_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <class T> T* as() const { return static_cast<T*>(ptr_); }
+
+ private:
+  std::shared_ptr<DevicePool> pool_;
+  std::size_t cls_;
+  void* ptr_;
+};
+
+constexpr std::size_t kCublasWorkspace = 32u << 20;
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int device) : device_(device), pool_(std::make_shared<DevicePool>(device)) {
+    const char* op = "create";
+    check_cuda(cudaSetDevice(device_), op, "cudaSetDevice");
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), op, "cudaStreamCreate");
+    check_cublas(cublasCreate(&cublas_), op, "cublasCreate");
+    check_cublas(cublasSetStream(cublas_, stream_), op, "cublasSetStream");
+    // Plain f32 arithmetic: no TF32 tensor cores, so products match the CPU to ~1e-6.
+    check_cublas(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), op, "cublasSetMathMode");
+    // A fixed workspace: cuBLAS allocates nothing during a step (and later, graph capture works).
+    workspace_ = std::make_unique<Scratch>(pool_, kCublasWorkspace, op);
+    check_cublas(cublasSetWorkspace(cublas_, workspace_->as<void>(), kCublasWorkspace), op, "cublasSetWorkspace");
+    error_word_ = std::make_unique<Scratch>(pool_, sizeof(unsigned), op);
+    check_cuda(cudaMemsetAsync(error_word_->as<unsigned>(), 0, sizeof(unsigned), stream_), op, "cudaMemsetAsync");
+    check_cuda(cudaStreamSynchronize(stream_), op, "cudaStreamSynchronize");
+  }
+
+  ~CudaBackend() override {
+    // Teardown errors are ignored: nothing can be done about them, and at exit the runtime
+    // may be unloading. Queued work finishes before the handle and stream go.
+    if (cudaSetDevice(device_) == cudaSuccess) cudaStreamSynchronize(stream_);
+    workspace_.reset();
+    error_word_.reset();
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::cuda; }
+  const char* name() const override { return "cuda"; }
+
+  Tensor allocate(const Shape& shape, DType dtype) override {
+    for (auto d : shape) {
+      if (d < 0) throw std::invalid_argument("cuda backend: allocate: negative dimension in " + shape_string(shape));
+    }
+    enter("allocate");
+    const std::size_t bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
+    const std::size_t cls = DevicePool::size_class(bytes);
+    void* p = pool_->take(cls, "allocate");
+    std::shared_ptr<void> storage(p, [pool = pool_, cls](void* q) { pool->give(q, cls); });
+    return Tensor(std::move(storage), p, shape, dtype, Device::cuda);
+  }
+
+  void fill_zero(const Tensor& t) override {
+    if (!t) return;
+    check_tensor("fill_zero", "t", t, t.dtype());
+    enter("fill_zero");
+    check_cuda(cudaMemsetAsync(t.data(), 0, t.bytes(), stream_), "fill_zero", "cudaMemsetAsync");
+  }
+
+  // Synchronous: the host buffer may be reused as soon as the call returns.
+  void copy_from_host(const Tensor& dst, const void* src) override {
+    if (!dst) return;
+    const char* op = "copy_from_host";
+    check_tensor(op, "dst", dst, dst.dtype());
+    if (!src) fail(op, "src is null");
+    enter(op);
+    check_cuda(cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, stream_), op, "cudaMemcpyAsync");
+    sync(op);
+  }
+
+  void copy_to_host(void* dst, const Tensor& src) override {
+    if (!src) return;
+    const char* op = "copy_to_host";
+    check_tensor(op, "src", src, src.dtype());
+    if (!dst) fail(op, "dst is null");
+    enter(op);
+    check_cuda(cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, stream_), op, "cudaMemcpyAsync");
+    sync(op);
+  }
+
+  void copy(const Tensor& dst, const Tensor& src) override {
+    const char* op = "copy";
+    if (dst.bytes() != src.bytes()) {
+      fail(op, "dst has " + std::to_string(dst.bytes()) + " bytes " + shape_string(dst.shape()) + ", src has " +
+                   std::to_string(src.bytes()) + " bytes " + shape_string(src.shape()));
+    }
+    if (dst.bytes() == 0) return;
+    check_tensor(op, "dst", dst, dst.dtype());
+    check_tensor(op, "src", src, src.dtype());
+    if (dst.data() == src.data()) return;
+    enter(op);
+    const auto* d = static_cast<const char*>(dst.data());
+    const auto* s = static_cast<const char*>(src.data());
+    const bool overlap = d < s + src.bytes() && s < d + dst.bytes();
+    if (overlap) {
+      // cudaMemcpy does not allow overlap (the cpu backend's memmove does): go through scratch.
+      Scratch tmp(pool_, src.bytes(), op);
+      check_cuda(cudaMemcpyAsync(tmp.as<void>(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice, stream_), op,
+                 "cudaMemcpyAsync");
+      check_cuda(cudaMemcpyAsync(dst.data(), tmp.as<void>(), dst.bytes(), cudaMemcpyDeviceToDevice, stream_), op,
+                 "cudaMemcpyAsync");
+      return;
+    }
+    check_cuda(cudaMemcpyAsync(dst.data(), src.data(), dst.bytes(), cudaMemcpyDeviceToDevice, stream_), op,
+               "cudaMemcpyAsync");
+  }
+
+  void synchronize() override {
+    enter("synchronize");
+    sync("synchronize");
+  }
+
+  void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe, int B,
+                         int T, int C) override {
+    const char* op = "embedding_forward";
+    check_dims(op, {{"B", B}, {"T", T}, {"C", C}});
+    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
+    check(op, "out", out, BT * C, "B*T*C");
+    check(op, "tokens", tokens, BT, "B*T", DType::i32);
+    const auto vocab = table_rows(op, "wte", wte, C);
+    if (table_rows(op, "wpe", wpe, C) < T) fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
+    enter(op);
+    // Token ids live on the device: they are checked there, and reported at the next sync.
+    check_cuda(gpu::embedding_forward(f32(out), i32(tokens), f32(wte), f32(wpe), B, T, C, vocab, error_word(),
+                                      stream_),
+               op, "kernel launch");
+  }
+
+  void embedding_backward(const Tensor& dwte, const Tensor& dwpe, const Tensor& dout, const Tensor& tokens, int B,
+                          int T, int C) override {
+    const char* op = "embedding_backward";
+    check_dims(op, {{"B", B}, {"T", T}, {"C", C}});
+    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
+    check(op, "dout", dout, BT * C, "B*T*C");
+    check(op, "tokens", tokens, BT, "B*T", DType::i32);
+    const auto vocab = table_rows(op, "dwte", dwte, C);
+    if (table_rows(op, "dwpe", dwpe, C) < T) fail(op, "dwpe has fewer than T = " + std::to_string(T) + " rows");
+    enter(op);
+    const std::size_t bytes = gpu::embedding_backward_scratch_bytes(BT);
+    Scratch scratch(pool_, bytes, op);
+    check_cuda(gpu::embedding_backward(f32(dwte), f32(dwpe), f32(dout), i32(tokens), B, T, C, vocab,
+                                       scratch.as<void>(), bytes, error_word(), stream_),
+               op, "kernels (sort and accumulate)");
+  }
+
+  void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
+                         const Tensor& weight, const Tensor& bias, int N, int C) override {
+    const char* op = "layernorm_forward";
+    check_dims(op, {{"N", N}, {"C", C}});
+    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
+    check(op, "out", out, NC, "N*C");
+    check(op, "mean", mean, N, "N");
+    check(op, "rstd", rstd, N, "N");
+    check(op, "inp", inp, NC, "N*C");
+    check(op, "weight", weight, C, "C");
+    check(op, "bias", bias, C, "C");
+    enter(op);
+    check_cuda(gpu::layernorm_forward(f32(out), f32(mean), f32(rstd), f32(inp), f32(weight), f32(bias), N, C,
+                                      stream_),
+               op, "kernel launch");
+  }
+
+  void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                          const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd, int N,
+                          int C) override {
+    const char* op = "layernorm_backward";
+    check_dims(op, {{"N", N}, {"C", C}});
+    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
+    check(op, "dinp", dinp, NC, "N*C");
+    check(op, "dweight", dweight, C, "C");
+    check(op, "dbias", dbias, C, "C");
+    check(op, "dout", dout, NC, "N*C");
+    check(op, "inp", inp, NC, "N*C");
+    check(op, "weight", weight, C, "C");
+    check(op, "mean", mean, N, "N");
+    check(op, "rstd", rstd, N, "N");
+    check_chunks(op, N);
+    enter(op);
+    Scratch scratch(pool_, 2 * static_cast<std::size_t>(gpu::column_chunks(N)) * C * sizeof(float), op);
+    check_cuda(gpu::layernorm_backward(f32(dinp), f32(dweight), f32(dbias), f32(dout), f32(inp), f32(weight),
+                                       f32(mean), f32(rstd), N, C, scratch.as<float>(), stream_),
+               op, "kernel launch");
+  }
+
+  // cuBLAS is column-major, and a row-major X[r, c] (ld c) is the column-major X^T. So
+  // out = inp @ W^T is computed as out^T[OC, N] = W[OC, C] inp^T[C, N]: gemm(T, N) with the
+  // row-major weight (ld C) transposed and the row-major input (ld C) as is.
+  void matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias, int N, int C,
+                      int OC) override {
+    const char* op = "matmul_forward";
+    check_dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+    check(op, "out", out, static_cast<std::int64_t>(N) * OC, "N*OC");
+    check(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
+    check(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    if (bias) check(op, "bias", bias, OC, "OC");
+    enter(op);
+    gemm(op, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, 1.0f, f32(weight), C, f32(inp), C, 0.0f, f32(out), OC);
+    if (bias) check_cuda(gpu::add_bias_rows(f32(out), f32(bias), N, OC, stream_), op, "bias kernel launch");
+  }
+
+  void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                       const Tensor& inp, const Tensor& weight, int N, int C, int OC) override {
+    const char* op = "matmul_backward";
+    check_dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+    if (dinp) check(op, "dinp", dinp, static_cast<std::int64_t>(N) * C, "N*C");
+    check(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    if (dbias) check(op, "dbias", dbias, OC, "OC");
+    check(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC");
+    check(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
+    check(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    if (dbias) check_chunks(op, N);
+    enter(op);
+    // dinp[N, C] = dout[N, OC] @ W[OC, C]  ->  dinp^T = W^T dout^T.
+    if (dinp) gemm(op, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, 1.0f, f32(weight), C, f32(dout), OC, 0.0f, f32(dinp), C);
+    // dweight[OC, C] += dout^T @ inp  ->  dweight^T += inp^T dout.
+    gemm(op, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, 1.0f, f32(inp), C, f32(dout), OC, 1.0f, f32(dweight), C);
+    if (dbias) {
+      const std::int64_t chunks = gpu::column_chunks(N);
+      Scratch scratch(pool_, static_cast<std::size_t>(chunks) * OC * sizeof(float), op);
+      check_cuda(gpu::column_partials(scratch.as<float>(), f32(dout), N, OC, stream_), op, "bias kernel launch");
+      check_cuda(gpu::column_finalize(f32(dbias), scratch.as<float>(), chunks, OC, stream_), op,
+                 "bias kernel launch");
+    }
+  }
+
+  // Per (batch, head) matrices are strided views of qkv (row stride 3C, head offset hs):
+  // one strided-batched gemm over the NH heads of each sequence, B calls per product. att
+  // [B,NH,T,T] is materialised, as the interface requires.
+  void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int B, int T, int C,
+                         int NH) override {
+    const char* op = "attention_forward";
+    check_attention_dims(op, B, T, C, NH);
+    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
+    check(op, "out", out, BT * C, "B*T*C");
+    check(op, "att", att, static_cast<std::int64_t>(B) * NH * T * T, "B*NH*T*T");
+    check(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    enter(op);
+    const int hs = C / NH;
+    const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+    for (int b = 0; b < B; ++b) {
+      const float* q = f32(qkv) + b * T * C3;
+      const float* k = q + C;
+      float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
+      // S[T,T] = scale * Q K^T  ->  S^T = K Q^T: gemm(T, N) as in matmul_forward
+      gemm_batched(op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, scale, k, C3, hs, q, C3, hs, 0.0f, p, T, TT, NH);
+    }
+    check_cuda(gpu::softmax_causal_forward(f32(att), static_cast<std::int64_t>(B) * NH * T, T, stream_), op,
+               "softmax kernel launch");
+    for (int b = 0; b < B; ++b) {
+      const float* v = f32(qkv) + b * T * C3 + 2 * C;
+      const float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
+      float* o = f32(out) + b * T * static_cast<std::int64_t>(C);
+      // O[T,hs] = P V  ->  O^T = V^T P^T
+      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, 1.0f, v, C3, hs, p, T, TT, 0.0f, o, C, hs, NH);
+    }
+  }
+
+  void attention_backward(const Tensor& dqkv, const Tensor& datt, const Tensor& dout, const Tensor& qkv,
+                          const Tensor& att, int B, int T, int C, int NH) override {
+    const char* op = "attention_backward";
+    check_attention_dims(op, B, T, C, NH);
+    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
+    const std::int64_t att_n = static_cast<std::int64_t>(B) * NH * T * T;
+    check(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
+    check(op, "datt", datt, att_n, "B*NH*T*T");
+    check(op, "dout", dout, BT * C, "B*T*C");
+    check(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    check(op, "att", att, att_n, "B*NH*T*T");
+    enter(op);
+    const int hs = C / NH;
+    const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+    for (int b = 0; b < B; ++b) {
+      const float* v = f32(qkv) + b * T * C3 + 2 * C;
+      const float* g = f32(dout) + b * T * static_cast<std::int64_t>(C);
+      const float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
+      float* dp = f32(datt) + static_cast<std::int64_t>(b) * NH * TT;
+      float* dv = f32(dqkv) + b * T * C3 + 2 * C;
+      // dP[T,T] = dO V^T
+      gemm_batched(op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, 1.0f, v, C3, hs, g, C, hs, 0.0f, dp, T, TT, NH);
+      // dV[T,hs] = P^T dO  ->  dV^T = dO^T P
+      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, 1.0f, g, C, hs, p, T, TT, 0.0f, dv, C3, hs, NH);
+    }
+    check_cuda(gpu::softmax_causal_backward(f32(datt), f32(att), static_cast<std::int64_t>(B) * NH * T, T, stream_),
+               op, "softmax kernel launch");
+    for (int b = 0; b < B; ++b) {
+      const float* q = f32(qkv) + b * T * C3;
+      const float* k = q + C;
+      const float* ds = f32(datt) + static_cast<std::int64_t>(b) * NH * TT;
+      float* dq = f32(dqkv) + b * T * C3;
+      float* dk = dq + C;
+      // dQ[T,hs] = scale dS K  ->  dQ^T = K^T dS^T
+      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, scale, k, C3, hs, ds, T, TT, 0.0f, dq, C3, hs, NH);
+      // dK[T,hs] = scale dS^T Q  ->  dK^T = Q^T dS
+      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, scale, q, C3, hs, ds, T, TT, 0.0f, dk, C3, hs, NH);
+    }
+  }
+
+  void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {
+    const char* op = "gelu_forward";
+    check_dims(op, {{"N", N}});
+    check(op, "out", out, N, "N");
+    check(op, "inp", inp, N, "N");
+    enter(op);
+    check_cuda(gpu::gelu_forward(f32(out), f32(inp), N, stream_), op, "kernel launch");
+  }
+
+  void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout, std::int64_t N) override {
+    const char* op = "gelu_backward";
+    check_dims(op, {{"N", N}});
+    check(op, "dinp", dinp, N, "N");
+    check(op, "inp", inp, N, "N");
+    check(op, "dout", dout, N, "N");
+    enter(op);
+    check_cuda(gpu::gelu_backward(f32(dinp), f32(inp), f32(dout), N, stream_), op, "kernel launch");
+  }
+
+  void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b, std::int64_t N) override {
+    const char* op = "residual_forward";
+    check_dims(op, {{"N", N}});
+    check(op, "out", out, N, "N");
+    check(op, "a", a, N, "N");
+    check(op, "b", b, N, "N");
+    enter(op);
+    check_cuda(gpu::residual_forward(f32(out), f32(a), f32(b), N, stream_), op, "kernel launch");
+  }
+
+  void dropout_forward(const Tensor& out, const Tensor& inp, float p, RngKey key, std::int64_t N) override {
+    dropout("dropout_forward", "out", out, "inp", inp, p, key, N);
+  }
+
+  void dropout_backward(const Tensor& dinp, const Tensor& dout, float p, RngKey key, std::int64_t N) override {
+    dropout("dropout_backward", "dinp", dinp, "dout", dout, p, key, N);
+  }
+
+  void axpby(const Tensor& y, float a, const Tensor& x, float b, std::int64_t N) override {
+    const char* op = "axpby";
+    check_dims(op, {{"N", N}});
+    check(op, "y", y, N, "N");
+    check(op, "x", x, N, "N");
+    enter(op);
+    check_cuda(gpu::axpby(f32(y), a, f32(x), b, N, stream_), op, "kernel launch");
+  }
+
+  double sum_squares(const Tensor& x, std::int64_t N) override {
+    const char* op = "sum_squares";
+    check_dims(op, {{"N", N}});
+    check(op, "x", x, N, "N");
+    if (gpu::sum_squares_partials(N) > 0x7fffffff) fail(op, "N is too large for one grid");
+    enter(op);
+    Scratch scratch(pool_, static_cast<std::size_t>(gpu::sum_squares_partials(N) + 1) * sizeof(double), op);
+    check_cuda(gpu::sum_squares(scratch.as<double>(), f32(x), N, stream_), op, "kernel launch");
+    double total = 0.0;
+    check_cuda(cudaMemcpyAsync(&total, scratch.as<double>(), sizeof(double), cudaMemcpyDeviceToHost, stream_), op,
+               "cudaMemcpyAsync");
+    sync(op);
+    return total;
+  }
+
+  void crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                     const Tensor& targets, float dloss, int N, int V) override {
+    const char* op = "crossentropy_forward_backward";
+    check_dims(op, {{"N", N}, {"V", V}});
+    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
+    check(op, "losses", losses, N, "N");
+    if (dlogits) check(op, "dlogits", dlogits, NV, "N*V");
+    check(op, "logits", logits, NV, "N*V");
+    check(op, "targets", targets, N, "N", DType::i32);
+    enter(op);
+    check_cuda(gpu::crossentropy_forward_backward(f32(losses), f32(dlogits), f32(logits), i32(targets), dloss, N, V,
+                                                  error_word(), stream_),
+               op, "kernel launch");
+  }
+
+  void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, std::int64_t N,
+                    float lr, float beta1, float beta2, float eps, float weight_decay, std::int64_t t) override {
+    const char* op = "adamw_update";
+    check_dims(op, {{"N", N}, {"t", t}});
+    check(op, "param", param, N, "N");
+    check(op, "grad", grad, N, "N");
+    check(op, "m", m, N, "N");
+    check(op, "v", v, N, "N");
+    enter(op);
+    // As the cpu backend: the corrections in double, since b^t loses digits in float.
+    const float c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
+    const float c2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t)));
+    check_cuda(gpu::adamw_update(f32(param), f32(grad), f32(m), f32(v), N, lr, beta1, beta2, eps, weight_decay, c1,
+                                 c2, stream_),
+               op, "kernel launch");
+  }
+
+ private:
+  // Makes this backend's device current on the calling thread (cheap after the first call).
+  void enter(const char* op) {
+    thread_local int current = -1;
+    if (current != device_) {
+      check_cuda(cudaSetDevice(device_), op, "cudaSetDevice");
+      current = device_;
+    }
+  }
+
+  unsigned* error_word() const { return error_word_->as<unsigned>(); }
+
+  // Waits for the stream, then reports bad data the kernels found (token or target ids).
+  void sync(const char* op) {
+    check_cuda(cudaStreamSynchronize(stream_), op, "cudaStreamSynchronize");
+    unsigned word = 0;
+    check_cuda(cudaMemcpyAsync(&word, error_word(), sizeof(word), cudaMemcpyDeviceToHost, stream_), op,
+               "cudaMemcpyAsync");
+    check_cuda(cudaStreamSynchronize(stream_), op, "cudaStreamSynchronize");
+    if (word == 0) return;
+    check_cuda(cudaMemsetAsync(error_word(), 0, sizeof(unsigned), stream_), op, "cudaMemsetAsync");
+    std::string what;
+    if (word & kBadTokenForward) what += "embedding_forward: a token was outside [0, vocab); ";
+    if (word & kBadTokenBackward) what += "embedding_backward: a token was outside [0, vocab); ";
+    if (word & kBadTarget) what += "crossentropy_forward_backward: a target was not below V; ";
+    throw std::invalid_argument("cuda backend: " + what + "found on the device, reported at " + op);
+  }
+
+  void gemm(const char* op, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+            const float* A, std::int64_t lda, const float* Bm, std::int64_t ldb, float beta, float* Cm,
+            std::int64_t ldc) {
+    check_cublas(cublasSgemm(cublas_, ta, tb, m, n, k, &alpha, A, static_cast<int>(lda), Bm, static_cast<int>(ldb),
+                             &beta, Cm, static_cast<int>(ldc)),
+                 op, "cublasSgemm");
+  }
+
+  void gemm_batched(const char* op, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                    const float* A, std::int64_t lda, std::int64_t sa, const float* Bm, std::int64_t ldb,
+                    std::int64_t sb, float beta, float* Cm, std::int64_t ldc, std::int64_t sc, int batch) {
+    check_cublas(cublasSgemmStridedBatched(cublas_, ta, tb, m, n, k, &alpha, A, static_cast<int>(lda), sa, Bm,
+                                           static_cast<int>(ldb), sb, &beta, Cm, static_cast<int>(ldc), sc, batch),
+                 op, "cublasSgemmStridedBatched");
+  }
+
+  static void check_attention_dims(const char* op, int B, int T, int C, int NH) {
+    check_dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
+    if (C % NH != 0) fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
+  }
+
+  static void check_chunks(const char* op, std::int64_t N) {
+    if (gpu::column_chunks(N) > 65535) fail(op, "N = " + std::to_string(N) + " rows is more than one grid handles");
+  }
+
+  void dropout(const char* op, const char* out_name, const Tensor& out, const char* in_name, const Tensor& inp,
+               float p, RngKey key, std::int64_t N) {
+    check_dims(op, {{"N", N}});
+    check(op, out_name, out, N, "N");
+    check(op, in_name, inp, N, "N");
+    if (!(p >= 0.0f && p < 1.0f)) fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
+    enter(op);
+    if (p == 0.0f) {
+      if (out.data() != inp.data()) {
+        check_cuda(cudaMemcpyAsync(out.data(), inp.data(), out.bytes(), cudaMemcpyDeviceToDevice, stream_), op,
+                   "cudaMemcpyAsync");
+      }
+      return;
+    }
+    const float scale = 1.0f / (1.0f - p);
+    check_cuda(gpu::dropout_apply(f32(out), f32(inp), p, scale, key, N, stream_), op, "kernel launch");
+  }
+
+  int device_;
+  std::shared_ptr<DevicePool> pool_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::unique_ptr<Scratch> workspace_;
+  std::unique_ptr<Scratch> error_word_;
+};
+
+int choose_device(std::int64_t requested) {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess || count == 0) {
+    const std::string why = status != cudaSuccess
+                                ? std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status)
+                                : std::string("0 devices");
+    throw std::runtime_error("backend cuda: no CUDA device is visible (cudaGetDeviceCount: " + why +
+                             "); use backend: cpu");
+  }
+  std::int64_t device = requested;
+  if (device < 0) {
+    // One process per GPU under the launcher: its local rank picks the device.
+    const char* rank = std::getenv("TRAINER_LOCAL_RANK");
+    device = rank && *rank ? std::strtoll(rank, nullptr, 10) : 0;
+    if (device < 0) device = 0;
+  }
+  if (device >= count) {
+    throw std::runtime_error("backend cuda: device " + std::to_string(device) + " requested, but only " +
+                             std::to_string(count) + " CUDA device(s) are visible");
+  }
+  return static_cast<int>(device);
+}
+
+std::unique_ptr<Plugin> create(const PluginContext& context) {
+  return std::make_unique<CudaBackend>(choose_device(context.config.get_int("device")));
+}
+
+std::vector<KeySpec> keys() {
+  return {KeySpec{.name = "device",
+                  .type = KeyType::integer,
+                  .default_value = "-1",
+                  .doc = "CUDA device index; -1 takes TRAINER_LOCAL_RANK if set, else 0",
+                  .required = false,
+                  .min = -1.0,
+                  .max = std::nullopt,
+                  .choices = {}}};
+}
+
+const PluginDescriptor kDescriptor{kAbiVersion, PluginKind::backend, "cuda", "0.1.0",
+                                   "f32 tensors in CUDA device memory; cuBLAS matrix products (no TF32)", &create,
+                                   &keys};
+
+}  // namespace
+}  // namespace trainer::gpu
+
+TRAINER_PLUGIN(trainer::gpu::kDescriptor)

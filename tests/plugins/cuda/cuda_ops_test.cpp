@@ -1,0 +1,258 @@
+// The cuda backend op by op against the cpu backend: fresh random inputs, outputs poisoned
+// with NaN (accumulated outputs start from the same random values on both), relative error
+// <= 1e-5, and two gpu runs bitwise equal. Without a CUDA device every case WARNs and passes.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+#include "cuda_test_helpers.hpp"
+#include "trainer/rng.hpp"
+
+using namespace cuda_test;
+using trainer::Backend;
+using trainer::RngKey;
+using trainer::Tensor;
+
+namespace {
+
+std::vector<std::int32_t> random_ids(std::size_t n, int bound, std::mt19937& rng) {
+  std::vector<std::int32_t> v(n);
+  for (auto& x : v) x = static_cast<std::int32_t>(rng() % static_cast<unsigned>(bound));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("cuda matmul_forward and matmul_backward match the cpu", "[cuda][matmul]") {
+  struct Case { int N, C, OC; bool bias, dinp; };
+  const auto c = GENERATE(Case{201, 96, 288, true, true}, Case{512, 768, 3072, true, true},
+                          Case{64, 130, 70, false, false}, Case{33, 64, 50, true, false});
+  INFO("N " << c.N << " C " << c.C << " OC " << c.OC);
+  std::mt19937 rng(1);
+  const auto x = random_vector(static_cast<std::size_t>(c.N) * c.C, rng);
+  const auto w = random_vector(static_cast<std::size_t>(c.OC) * c.C, rng);
+  const auto b = random_vector(c.OC, rng);
+  const auto g = random_vector(static_cast<std::size_t>(c.N) * c.OC, rng);
+  const auto dw0 = random_vector(w.size(), rng), db0 = random_vector(b.size(), rng);
+  compare("matmul_forward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {c.N, c.OC});
+    be.matmul_forward(out, put(be, x, {c.N, c.C}), put(be, w, {c.OC, c.C}), c.bias ? put(be, b, {c.OC}) : Tensor(),
+                      c.N, c.C, c.OC);
+    return {{"out", get(be, out)}};
+  });
+  compare("matmul_backward", [&](Backend& be) -> Outputs {
+    Tensor dinp = c.dinp ? nans(be, {c.N, c.C}) : Tensor();
+    Tensor dw = put(be, dw0, {c.OC, c.C});
+    Tensor db = c.bias ? put(be, db0, {c.OC}) : Tensor();
+    be.matmul_backward(dinp, dw, db, put(be, g, {c.N, c.OC}), put(be, x, {c.N, c.C}), put(be, w, {c.OC, c.C}), c.N,
+                       c.C, c.OC);
+    Outputs o{{"dweight", get(be, dw)}};
+    if (c.dinp) o.push_back({"dinp", get(be, dinp)});
+    if (c.bias) o.push_back({"dbias", get(be, db)});
+    return o;
+  });
+}
+
+TEST_CASE("cuda attention forward and backward match the cpu", "[cuda][attention]") {
+  struct Case { int B, T, C, NH; };
+  const auto c = GENERATE(Case{3, 67, 96, 4}, Case{2, 256, 128, 2}, Case{1, 1, 8, 2});
+  INFO("B " << c.B << " T " << c.T << " C " << c.C << " NH " << c.NH);
+  std::mt19937 rng(2);
+  const std::int64_t BT = static_cast<std::int64_t>(c.B) * c.T;
+  const std::int64_t att_n = static_cast<std::int64_t>(c.B) * c.NH * c.T * c.T;
+  const auto qkv = random_vector(static_cast<std::size_t>(BT * 3 * c.C), rng, -2.0f, 2.0f);
+  const auto dout = random_vector(static_cast<std::size_t>(BT * c.C), rng);
+  compare("attention_forward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {c.B, c.T, c.C}), att = nans(be, {c.B, c.NH, c.T, c.T});
+    be.attention_forward(out, att, put(be, qkv, {c.B, c.T, 3 * c.C}), c.B, c.T, c.C, c.NH);
+    return {{"out", get(be, out)}, {"att", get(be, att)}};
+  });
+  compare("attention_backward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {c.B, c.T, c.C}), att = nans(be, {c.B, c.NH, c.T, c.T});
+    Tensor q = put(be, qkv, {c.B, c.T, 3 * c.C});
+    be.attention_forward(out, att, q, c.B, c.T, c.C, c.NH);
+    Tensor dqkv = nans(be, {c.B, c.T, 3 * c.C}), datt = nans(be, {att_n});
+    be.attention_backward(dqkv, datt, put(be, dout, {c.B, c.T, c.C}), q, att, c.B, c.T, c.C, c.NH);
+    return {{"dqkv", get(be, dqkv)}};
+  });
+}
+
+TEST_CASE("cuda layernorm forward and backward match the cpu", "[cuda][layernorm]") {
+  struct Case { int N, C; };
+  const auto c = GENERATE(Case{201, 96}, Case{300, 768}, Case{5, 33});
+  INFO("N " << c.N << " C " << c.C);
+  std::mt19937 rng(3);
+  const std::size_t NC = static_cast<std::size_t>(c.N) * c.C;
+  const auto x = random_vector(NC, rng, -3.0f, 3.0f), w = random_vector(c.C, rng), b = random_vector(c.C, rng);
+  const auto g = random_vector(NC, rng), di0 = random_vector(NC, rng);
+  const auto dw0 = random_vector(c.C, rng), db0 = random_vector(c.C, rng);
+  auto forward = [&](Backend& be, Tensor& out, Tensor& mean, Tensor& rstd, Tensor& inp) {
+    out = nans(be, {c.N, c.C});
+    mean = nans(be, {c.N});
+    rstd = nans(be, {c.N});
+    inp = put(be, x, {c.N, c.C});
+    be.layernorm_forward(out, mean, rstd, inp, put(be, w, {c.C}), put(be, b, {c.C}), c.N, c.C);
+  };
+  compare("layernorm_forward", [&](Backend& be) -> Outputs {
+    Tensor out, mean, rstd, inp;
+    forward(be, out, mean, rstd, inp);
+    return {{"out", get(be, out)}, {"mean", get(be, mean)}, {"rstd", get(be, rstd)}};
+  });
+  compare("layernorm_backward", [&](Backend& be) -> Outputs {
+    Tensor out, mean, rstd, inp;
+    forward(be, out, mean, rstd, inp);
+    Tensor di = put(be, di0, {c.N, c.C}), dw = put(be, dw0, {c.C}), db = put(be, db0, {c.C});
+    be.layernorm_backward(di, dw, db, put(be, g, {c.N, c.C}), inp, put(be, w, {c.C}), mean, rstd, c.N, c.C);
+    return {{"dinp", get(be, di)}, {"dweight", get(be, dw)}, {"dbias", get(be, db)}};
+  });
+}
+
+TEST_CASE("cuda embedding forward and backward match the cpu", "[cuda][embedding]") {
+  struct Case { int B, T, C, V; };
+  // A small vocabulary makes tokens collide, the case a deterministic backward must handle.
+  const auto c = GENERATE(Case{4, 33, 80, 17}, Case{8, 64, 96, 1000}, Case{2, 5, 7, 1});
+  INFO("B " << c.B << " T " << c.T << " C " << c.C << " V " << c.V);
+  std::mt19937 rng(4);
+  const std::size_t BT = static_cast<std::size_t>(c.B) * c.T;
+  const auto tok = random_ids(BT, c.V, rng);
+  const auto wte = random_vector(static_cast<std::size_t>(c.V) * c.C, rng);
+  const auto wpe = random_vector(static_cast<std::size_t>(c.T + 3) * c.C, rng);  // more rows than T
+  const auto g = random_vector(BT * c.C, rng);
+  compare("embedding_forward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {c.B, c.T, c.C});
+    be.embedding_forward(out, put_i32(be, tok, {c.B, c.T}), put(be, wte, {c.V, c.C}), put(be, wpe, {c.T + 3, c.C}),
+                         c.B, c.T, c.C);
+    return {{"out", get(be, out)}};
+  });
+  compare("embedding_backward", [&](Backend& be) -> Outputs {
+    Tensor dwte = put(be, wte, {c.V, c.C}), dwpe = put(be, wpe, {c.T + 3, c.C});  // accumulate into values
+    be.embedding_backward(dwte, dwpe, put(be, g, {c.B, c.T, c.C}), put_i32(be, tok, {c.B, c.T}), c.B, c.T, c.C);
+    return {{"dwte", get(be, dwte)}, {"dwpe", get(be, dwpe)}};
+  });
+}
+
+TEST_CASE("cuda crossentropy matches the cpu, ignored targets and aliasing included", "[cuda][crossentropy]") {
+  struct Case { int N, V; bool grad, alias; };
+  const auto c = GENERATE(Case{64, 50257, true, false}, Case{37, 1000, true, true}, Case{16, 300, false, false});
+  INFO("N " << c.N << " V " << c.V << " grad " << c.grad << " alias " << c.alias);
+  std::mt19937 rng(5);
+  const auto logits = random_vector(static_cast<std::size_t>(c.N) * c.V, rng, -4.0f, 4.0f);
+  auto targets = random_ids(c.N, c.V, rng);
+  targets[1] = -1;  // ignored row
+  compare("crossentropy_forward_backward", [&](Backend& be) -> Outputs {
+    Tensor losses = nans(be, {c.N});
+    Tensor lg = put(be, logits, {c.N, c.V});
+    Tensor d = !c.grad ? Tensor() : c.alias ? lg : nans(be, {c.N, c.V});
+    be.crossentropy_forward_backward(losses, d, lg, put_i32(be, targets, {c.N}), 1.0f / 64.0f, c.N, c.V);
+    Outputs o{{"losses", get(be, losses)}};
+    if (c.grad) o.push_back({"dlogits", get(be, d)});
+    return o;
+  });
+}
+
+TEST_CASE("cuda gelu and residual match the cpu", "[cuda][gelu][residual]") {
+  std::mt19937 rng(6);
+  const int N = 100003;
+  const auto x = random_vector(N, rng, -5.0f, 5.0f), y = random_vector(N, rng);
+  compare("gelu_forward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {N});
+    be.gelu_forward(out, put(be, x, {N}), N);
+    return {{"out", get(be, out)}};
+  });
+  compare("gelu_backward", [&](Backend& be) -> Outputs {
+    Tensor d = nans(be, {N});
+    be.gelu_backward(d, put(be, x, {N}), put(be, y, {N}), N);
+    return {{"dinp", get(be, d)}};
+  });
+  compare("residual_forward", [&](Backend& be) -> Outputs {
+    Tensor out = nans(be, {N});
+    be.residual_forward(out, put(be, x, {N}), put(be, y, {N}), N);
+    return {{"out", get(be, out)}};
+  });
+}
+
+TEST_CASE("cuda dropout masks equal the cpu's bit for bit, in place too", "[cuda][dropout]") {
+  std::mt19937 rng(7);
+  const int N = (1 << 20) + 5;
+  const auto x = random_vector(N, rng, 0.5f, 1.5f);
+  const RngKey key{1234, trainer::rng_stream(7, 1, 3)};
+  for (const float p : {0.0f, 0.1f, 0.5f}) {
+    INFO("p " << p);
+    compare("dropout_forward", [&](Backend& be) -> Outputs {
+      Tensor out = nans(be, {N}), inplace = put(be, x, {N});
+      be.dropout_forward(out, put(be, x, {N}), p, key, N);
+      be.dropout_forward(inplace, inplace, p, key, N);
+      return {{"out", get(be, out)}, {"in place", get(be, inplace)}};
+    }, 0.0);
+    compare("dropout_backward", [&](Backend& be) -> Outputs {
+      Tensor d = put(be, x, {N});
+      be.dropout_backward(d, d, p, key, N);
+      return {{"dinp", get(be, d)}};
+    }, 0.0);
+    if (Backend* g = gpu()) {
+      Tensor out = nans(*g, {N});
+      g->dropout_forward(out, put(*g, x, {N}), p, key, N);
+      Tensor ref = nans(cpu(), {N});
+      cpu().dropout_forward(ref, put(cpu(), x, {N}), p, key, N);
+      CHECK(bitwise_equal(get(*g, out), get(cpu(), ref)));
+    }
+  }
+}
+
+TEST_CASE("cuda axpby, sum_squares, adamw, copy and fill_zero match the cpu", "[cuda][axpby][adamw]") {
+  std::mt19937 rng(8);
+  const int N = 1000003;
+  const auto x = random_vector(N, rng), y = random_vector(N, rng);
+  compare("axpby", [&](Backend& be) -> Outputs {
+    Tensor yt = put(be, y, {N});
+    be.axpby(yt, 0.5f, put(be, x, {N}), -2.0f, N);
+    Tensor poisoned = nans(be, {N});  // b == 0 must not read y
+    be.axpby(poisoned, 2.0f, put(be, x, {N}), 0.0f, N);
+    return {{"y", get(be, yt)}, {"b = 0", get(be, poisoned)}};
+  });
+  compare("sum_squares", [&](Backend& be) -> Outputs {
+    const double s = be.sum_squares(put(be, x, {N}), N);
+    const double small = be.sum_squares(put(be, x, {N}).view(0, {7}), 7);  // a view
+    return {{"sum", {static_cast<float>(s), static_cast<float>(small)}}};
+  });
+  if (Backend* g = gpu()) {
+    const double want = cpu().sum_squares(put(cpu(), x, {N}), N);
+    const double got = g->sum_squares(put(*g, x, {N}), N);
+    record("sum_squares (double)", std::fabs(got - want) / want, got == want);
+    CHECK(std::fabs(got - want) <= 1e-12 * want);
+  }
+  const auto grad = random_vector(N, rng), m0 = random_vector(N, rng, -0.1f, 0.1f);
+  const auto v0 = random_vector(N, rng, 0.0f, 0.01f);
+  compare("adamw_update", [&](Backend& be) -> Outputs {
+    Tensor p = put(be, x, {N}), m = put(be, m0, {N}), v = put(be, v0, {N});
+    be.adamw_update(p, put(be, grad, {N}), m, v, N, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 7);
+    return {{"param", get(be, p)}, {"m", get(be, m)}, {"v", get(be, v)}};
+  });
+  compare("copy and fill_zero", [&](Backend& be) -> Outputs {
+    Tensor a = nans(be, {N}), z = nans(be, {N});
+    Tensor src = put(be, x, {N});
+    be.copy(a, src);
+    be.copy(src.view(0, {N - 10}), src.view(10, {N - 10}));  // overlapping
+    be.fill_zero(z);
+    return {{"copy", get(be, a)}, {"overlap", get(be, src)}, {"zero", get(be, z)}};
+  });
+}
+
+TEST_CASE("cuda backend checks its arguments like the cpu backend", "[cuda][checks]") {
+  Backend* g = gpu();
+  if (!g) return;
+  Tensor host = cpu().allocate({4, 4}, trainer::DType::f32);
+  Tensor dev = g->allocate({4, 4}, trainer::DType::f32);
+  CHECK_THROWS_WITH(g->matmul_forward(dev, host, dev, Tensor(), 4, 4, 4),
+                    Catch::Matchers::Contains("cuda backend: matmul_forward: inp is not in device"));
+  CHECK_THROWS_WITH(g->gelu_forward(dev, g->allocate({15}, trainer::DType::f32), 16),
+                    Catch::Matchers::Contains("gelu_forward"));
+  CHECK_THROWS_WITH(g->dropout_forward(dev, dev, 1.0f, RngKey{}, 16), Catch::Matchers::Contains("dropout_forward"));
+  // Bad ids live on the device: they are reported at the next synchronisation.
+  Tensor tok = put_i32(*g, {0, 5}, {1, 2});
+  Tensor out = g->allocate({1, 2, 4}, trainer::DType::f32);
+  g->embedding_forward(out, tok, g->allocate({3, 4}, trainer::DType::f32), g->allocate({2, 4}, trainer::DType::f32), 1,
+                       2, 4);
+  CHECK_THROWS_WITH(g->synchronize(), Catch::Matchers::Contains("embedding_forward: a token was outside"));
+  g->synchronize();  // the error is reported once
+}
