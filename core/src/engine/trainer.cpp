@@ -278,7 +278,7 @@ TrainSummary Trainer::run() {
             {"overlap", RunLog::json_string(recipe_.at("overlap").get_string("plugin"))}});
   for (const auto& w : checkpointer_->warnings()) {
     log.json({{"event", "\"checkpoint_warning\""}, {"message", RunLog::json_string(w)}});
-    if (!options_.quiet && dp_rank_ == 0) fmt::print(stderr, "warning: {}\n", w);
+    if (dp_rank_ == 0) fmt::print(stderr, "warning: {}\n", w);  // also under --quiet
   }
   const std::int64_t first_step = step_;
   if (!resumed_from_.empty()) {

@@ -127,6 +127,19 @@ SectionSchema build_trainer_schema() {
                         Key::boolean("final_parameters").def("false")
                             .doc("write final_parameters.f32 (every parameter, store order, little-endian f32)"),
                     }),
+      plain_section("checkpoint", "Sharded, asynchronous checkpoints and resuming from them.",
+                    {
+                        Key::string("dir").def("\"\"")
+                            .doc("folder of the checkpoints; empty means <output.dir>/checkpoints"),
+                        Key::integer("every").def("0").min(0)
+                            .doc("save after every this many steps (and after the last); 0 turns saving off"),
+                        Key::integer("keep").def("3").min(0)
+                            .doc("committed checkpoints kept, newest first; 0 keeps all"),
+                        Key::boolean("async").def("true")
+                            .doc("write in the background; a step waits only for the copy to host memory"),
+                        Key::string("resume").def("auto").choices({"auto", "never"})
+                            .doc("auto: continue from the newest intact checkpoint in dir when there is one"),
+                    }),
       plain_section("parallel", "The device mesh: world size = dp × tp × pp.",
                     {
                         Key::string("dp").def("auto")

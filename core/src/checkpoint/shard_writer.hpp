@@ -1,0 +1,50 @@
+// One rank's shard of a checkpoint: the host snapshot of the slices it writes, written to
+// rank-NNNNN.bin (raw little-endian f32, slice after slice), fsynced, with a checksum per
+// slice. The result travels to rank 0 through the store as a few lines of text.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "checkpoint/manifest.hpp"
+
+namespace trainer::checkpoint {
+
+// Elements [begin, end) of the global tensor `tensor` (of shape `shape`).
+struct SliceRef {
+  std::string tensor;
+  Shape shape;
+  std::int64_t begin = 0, end = 0;
+  std::int64_t numel() const { return end - begin; }
+};
+
+// What a rank saves at one step: its slices, and their values one after another in `data`.
+struct Snapshot {
+  std::vector<SliceRef> slices;
+  std::vector<float> data;
+};
+
+struct WrittenChunk {
+  SliceRef slice;
+  Chunk chunk;
+};
+
+struct ShardResult {
+  ShardFile file;
+  std::vector<WrittenChunk> chunks;
+};
+
+std::string shard_file_name(int rank);  // "rank-00003.bin"
+
+// Writes <dir>/<shard_file_name(rank)>, fsyncs it and returns where each slice went.
+ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapshot& snapshot);
+
+std::string encode(const ShardResult& r);
+ShardResult decode_shard_result(const std::string& text);  // throws std::runtime_error
+
+// Directory helpers: create (tolerating a concurrent creator), fsync (best effort).
+void ensure_directory(const std::filesystem::path& dir);
+void fsync_directory(const std::filesystem::path& dir);
+
+}  // namespace trainer::checkpoint
