@@ -10,6 +10,7 @@
 #include "checkpoint/checkpoint_writer.hpp"
 #include "checkpoint/checksum.hpp"
 #include "commands.hpp"
+#include "util/text.hpp"
 
 namespace trainer::cli {
 namespace {
@@ -17,15 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace trainer::checkpoint;
 
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) {
-    b /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.2f} {}", b, units[u]);
-}
 
 int inspect(const fs::path& arg, bool verify, bool json) {
   fs::path dir = arg;
@@ -67,7 +59,7 @@ int inspect(const fs::path& arg, bool verify, bool json) {
   fmt::print("checkpoint {}\n  format {} | step {} (training resumes at step {}) | seed {}\n", dir.string(), m.format,
              m.step, m.step + 1, m.seed);
   fmt::print("  saved by {} rank(s), layout {} | {} tensors, {}\n", m.world, m.layout, m.tensors.size(),
-             human_bytes(static_cast<double>(total)));
+             format_bytes(static_cast<double>(total)));
   fmt::print("  sampler (seed {}, step {}), dropout RNG counter-based (seed, step, micro, site), LR schedule at step {}\n",
              m.seed, m.step, m.step);
   fmt::print("shards:\n");

@@ -8,26 +8,12 @@
 #include <sstream>
 
 #include "checkpoint/checksum.hpp"
+#include "util/text.hpp"
 
 namespace trainer::checkpoint {
 namespace {
 
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        else out += c;
-    }
-  }
-  out += '"';
-  return out;
-}
+std::string quote(const std::string& s) { return json_quote(s); }
 
 DType dtype_from(const std::string& s, const std::string& what) {
   if (s == "f32") return DType::f32;

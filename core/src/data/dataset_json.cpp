@@ -1,5 +1,7 @@
 #include "data/dataset_json.hpp"
 
+#include "util/text.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -11,25 +13,7 @@
 namespace trainer::data {
 namespace {
 
-std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out += c;  // bytes >= 0x80 pass through: paths are kept byte-exact
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string quote(std::string_view s) { return json_quote(s); }
 
 void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {

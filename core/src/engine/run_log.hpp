@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/text.hpp"
+
 namespace trainer {
 
 struct StepRecord {
@@ -27,9 +29,6 @@ struct StepRecord {
   bool multi_rank = false;
 };
 
-std::string format_duration(double seconds);  // "1h02m", "3m05s", "12.3s"
-std::string format_bytes(double bytes);       // "12.3 MiB"
-std::string format_count(double n);           // "12,345"
 
 class RunLog {
  public:
@@ -44,7 +43,7 @@ class RunLog {
   // One flat JSON object: pairs of key and already-formatted JSON value.
   void json(const std::vector<std::pair<std::string, std::string>>& fields);
 
-  static std::string json_string(const std::string& s);
+  static std::string json_string(const std::string& s) { return json_quote(s); }
 
  private:
   void clear_bar();
