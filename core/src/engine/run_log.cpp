@@ -27,11 +27,14 @@ void RunLog::clear_bar() {
 }
 
 void RunLog::json(const std::vector<std::pair<std::string, std::string>>& fields) {
+  if (!metrics_.is_open()) return;
   std::string line = "{";
   for (std::size_t i = 0; i < fields.size(); ++i) {
-    line += (i ? "," : "") + json_string(fields[i].first) + ":" + fields[i].second;
+    if (i) line += ',';
+    line += json_quote(fields[i].first);
+    line += ':';
+    line += fields[i].second;
   }
-  if (!metrics_.is_open()) return;
   metrics_ << line << "}\n";
   metrics_.flush();  // a crash keeps every line written so far
 }
