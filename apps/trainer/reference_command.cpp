@@ -50,7 +50,8 @@ void section(const recipe::SectionSchema& s, const std::string& path, const Plug
                "`{}: {{plugin: NAME}}`.\n\n",
                plugin_kind_name(*s.plugin_kind), s.default_plugin, path, path);
   }
-  key_table(s.keys, path + ".");
+  if (s.list) fmt::print("A list: each item is a map with these keys.\n\n");
+  key_table(s.keys, s.list ? path + "[]." : path + ".");
   if (s.plugin_kind) {
     for (const auto& p : scan.plugins) {
       if (p.descriptor->kind != *s.plugin_kind) continue;

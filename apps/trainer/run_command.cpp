@@ -4,7 +4,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "commands.hpp"
 #include "engine/resolve_recipe.hpp"
@@ -15,6 +17,7 @@
 #include "recipe/diagnostics.hpp"
 #include "recipe/print.hpp"
 #include "recipe/recipe.hpp"
+#include "trainer/failure.hpp"
 
 namespace trainer::cli {
 
@@ -83,6 +86,8 @@ int train_process(const ConfigNode& recipe, const TrainerOptions& options) {
   try {
     Trainer trainer(recipe, options);
     trainer.run();
+  } catch (const BadStepsError&) {
+    return kBadStepsExitCode;  // rank 0 has said why
   } catch (const ConfigError& e) {
     // Raised while building from a valid-looking recipe (say, data that does not match
     // the model): still the recipe's fault, and still nothing was trained.
@@ -115,6 +120,37 @@ std::vector<std::string> with_world(std::vector<std::string> overrides, int npro
   overrides.push_back("launch.nproc=" + std::to_string(nproc));
   overrides.push_back("launch.nnodes=" + std::to_string(nnodes));
   return overrides;
+}
+
+// Attempts the policy may make in all (for messages): 1 + restart.max_restarts.
+int restart_limit(const ConfigNode& recipe) {
+  const ConfigNode& failure = recipe.at("failure");
+  return failure.has("max_restarts") ? 1 + static_cast<int>(failure.get_int("max_restarts")) : 1;
+}
+
+// Runs the job under the supervisor; after a worker failure the failure policy decides
+// whether to start it again. TRAINER_ATTEMPT tells the workers which attempt they are in
+// (faults fire in attempt 0 only); they resume from the newest checkpoint on their own.
+int supervise_with_policy(const launch::LaunchConfig& config, const std::vector<std::string>& worker_argv,
+                          FailurePolicy& policy, int attempts) {
+  for (int attempt = 0;; ++attempt) {
+    ::setenv("TRAINER_ATTEMPT", std::to_string(attempt).c_str(), 1);
+    WorkerFailure failure{-1, 0, attempt};
+    launch::SupervisorOptions options;
+    options.on_worker_failure = [&failure](int rank, int code) {
+      failure.rank = rank;
+      failure.exit_code = code;
+    };
+    const int code = launch::supervise(config, worker_argv, options);
+    // 0: done; 130/143: the user stopped it; 2: the recipe is at fault, and would be again.
+    if (code == 0 || code == 130 || code == 143 || code == 2 || failure.rank < 0) return code;
+    if (policy.on_worker_failure(failure) != FailureAction::restart) return code;
+    fmt::print(stderr, "trainer: restarting the job (attempt {} of {}) after rank {} exited with status {}\n",
+               attempt + 2, attempts, failure.rank, failure.exit_code);
+    std::fflush(stderr);
+    const double wait_s = policy.backoff_seconds(attempt + 1);
+    if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+  }
 }
 
 }  // namespace
@@ -170,7 +206,16 @@ int run_command(const Args& args) {
   job.overrides = with_world(a.overrides, config.nproc, config.nnodes);
   ConfigNode recipe;
   if (!resolve_or_report(job, recipe)) return 2;
-  if (config.nproc * config.nnodes == 1) return train_process(recipe, options);
+  std::unique_ptr<FailurePolicy> policy;
+  try {
+    policy = create_failure_policy(recipe);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+  const std::string& policy_name = recipe.at("failure").get_string("plugin");
+  // Under `restart` even one process runs under a supervisor, which can start it again.
+  if (config.nproc * config.nnodes == 1 && policy_name != "restart") return train_process(recipe, options);
   std::vector<std::string> worker_argv{std::filesystem::read_symlink("/proc/self/exe").string(), "run", a.recipe};
   worker_argv.insert(worker_argv.end(), a.overrides.begin(), a.overrides.end());
   worker_argv.insert(worker_argv.end(), a.flags.begin(), a.flags.end());
@@ -179,7 +224,7 @@ int run_command(const Args& args) {
                config.nnodes, config.nproc * config.nnodes);
     std::fflush(stdout);
   }
-  return launch::supervise(config, worker_argv);
+  return supervise_with_policy(config, worker_argv, *policy, restart_limit(recipe));
 }
 
 }  // namespace trainer::cli

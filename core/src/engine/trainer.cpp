@@ -5,14 +5,49 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <limits>
+#include <thread>
 
 #include "checkpoint/checkpointer.hpp"
 #include "data/synth.hpp"
+#include "engine/components.hpp"
+#include "plugin/registry.hpp"
 #include "recipe/print.hpp"
+#include "trainer/failure.hpp"
 
 namespace trainer {
+
+std::vector<Fault> parse_faults(const ConfigNode& recipe) {
+  std::vector<Fault> faults;
+  if (!recipe.has("faults")) return faults;
+  for (const auto& item : recipe.at("faults").items()) {
+    Fault f;
+    f.step = item.get_int("step");
+    f.rank = static_cast<int>(item.get_int("rank"));
+    const std::string& kind = item.get_string("kind");
+    f.kind = kind == "kill" ? Fault::Kind::kill : kind == "nan" ? Fault::Kind::nan : Fault::Kind::slow;
+    f.seconds = item.get_double("seconds");
+    faults.push_back(f);
+  }
+  return faults;
+}
+
+int job_attempt() {
+  const char* text = std::getenv("TRAINER_ATTEMPT");
+  return text && *text ? std::atoi(text) : 0;
+}
+
+std::unique_ptr<FailurePolicy> create_failure_policy(const ConfigNode& recipe) {
+  if (!recipe.has("failure")) return nullptr;
+  const ConfigNode& node = recipe.at("failure");
+  const auto& descriptor = find_plugin(PluginKind::failure, node.get_string("plugin"), recipe_plugin_path(recipe));
+  return create_plugin<FailurePolicy>(descriptor, PluginContext{node, nullptr});
+}
 
 Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     : recipe_(recipe), options_(options), components_(create_components(recipe, options.rank.world > 1)) {
@@ -31,6 +66,8 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   accum_ = global_batch_ / (static_cast<std::int64_t>(shape_.B) * dp_size_);
   seed_ = static_cast<std::uint64_t>(train.get_int("seed"));
   grad_clip_ = train.get_double("grad_clip");
+  if (const auto policy = create_failure_policy(recipe_)) max_bad_steps_ = policy->max_consecutive_bad_steps();
+  if (job_attempt() == 0) faults_ = parse_faults(recipe_);
   schedule_ = LrSchedule{opt.get_double("lr"), opt.get_double("min_lr"), opt.get_int("warmup_steps"), steps_,
                          opt.get_string("decay")};
 
@@ -168,6 +205,25 @@ double Trainer::sum_over_ranks(double local) {
   return value;
 }
 
+const Fault* Trainer::fault_at(Fault::Kind kind, std::int64_t step, int rank) const {
+  for (const auto& f : faults_) {
+    if (f.kind == kind && f.step == step && (rank < 0 || f.rank == rank)) return &f;
+  }
+  return nullptr;
+}
+
+// A NaN in the first element of this rank's first gradient unit, where the rank holds it
+// (replicate, zero1); sharded layouts may have released it, and the vote in train_step
+// carries the fault to every rank either way.
+void Trainer::inject_nan_gradient() {
+  const Tensor& grad = params_->unit_grads(0);
+  if (!grad) return;
+  std::vector<float> host(static_cast<std::size_t>(grad.numel()));
+  components_.backend->copy_to_host(host.data(), grad);
+  host[0] = std::numeric_limits<float>::quiet_NaN();
+  components_.backend->copy_from_host(grad, host.data());
+}
+
 StepResult Trainer::train_step() {
   auto& layout = *components_.layout;
   const std::size_t n = static_cast<std::size_t>(shape_.B) * static_cast<std::size_t>(shape_.T);
@@ -191,7 +247,17 @@ StepResult Trainer::train_step() {
   StepResult r;
   r.step = step_;
   r.loss = sum_over_ranks(loss_sum) / tokens_per_step;
+  // An injected NaN lands after the gradients were reduced, so only its rank sees it;
+  // every rank knows the fault list, and on such a step they vote, so all of them skip.
+  // (An organic non-finite value is seen by all ranks: the loss and the norm are global,
+  // and replicated gradients are equal after the all-reduce.)
+  const bool nan_step = fault_at(Fault::Kind::nan, step_ + 1, -1) != nullptr;
+  const bool injected = fault_at(Fault::Kind::nan, step_ + 1, dp_rank_) != nullptr;
+  if (injected) inject_nan_gradient();
   r.grad_norm = std::sqrt(layout.grad_sum_squares());
+  if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {
+    r.grad_norm = std::numeric_limits<double>::quiet_NaN();
+  }
   r.lr = schedule_.at(step_);
   // One global check before the update: a non-finite gradient anywhere skips the step.
   r.skipped = !std::isfinite(r.grad_norm) || !std::isfinite(r.loss);
@@ -292,7 +358,17 @@ TrainSummary Trainer::run() {
   double comm_total = 0, comm_exposed = 0, compute = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
+  std::int64_t bad_steps = 0;  // consecutive skipped steps
   while (step_ < steps_ && (options_.stop_after < 0 || step_ < options_.stop_after)) {
+    if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, dp_rank_)) {
+      fmt::print(stderr, "fault: rank {} kills itself at the start of step {}\n", f->rank, f->step);
+      std::fflush(stdout);
+      std::fflush(stderr);
+      std::raise(SIGKILL);
+    }
+    if (const Fault* f = fault_at(Fault::Kind::slow, step_ + 1, dp_rank_)) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(f->seconds));
+    }
     const auto t0 = std::chrono::steady_clock::now();
     const StepResult r = train_step();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -306,6 +382,35 @@ TrainSummary Trainer::run() {
                    1000.0 * r.comm.total_s, 1000.0 * r.comm.exposed_s, dp_size_ > 1};
     log.step(rec, console && (step_ % log_every == 0 || step_ == 1 || step_ == steps_ || r.skipped));
     summary.final_loss = r.loss;
+    if (r.skipped) {
+      ++bad_steps;
+      std::string why;
+      std::string injected_by;
+      for (const auto& f : faults_) {
+        if (f.kind != Fault::Kind::nan || f.step != step_) continue;
+        if (!injected_by.empty()) injected_by += ", ";
+        injected_by += std::to_string(f.rank);
+      }
+      if (!injected_by.empty()) {
+        why = fmt::format("rank {} injected a NaN into its gradient (faults)", injected_by);
+      } else if (!std::isfinite(r.loss)) {
+        why = "all ranks see a non-finite global loss";
+      } else {
+        why = "all ranks see a non-finite global gradient norm";
+      }
+      log.json({{"event", "\"bad_step\""}, {"step", std::to_string(step_)}, {"reason", RunLog::json_string(why)}});
+      if (dp_rank_ == 0) fmt::print(stderr, "warning: step {}: update skipped: {}\n", step_, why);  // also under --quiet
+      if (max_bad_steps_ > 0 && bad_steps >= max_bad_steps_) {
+        const std::string message =
+            fmt::format("trainer: aborting: {} consecutive steps with non-finite gradients (steps {}-{})", bad_steps,
+                        step_ - bad_steps + 1, step_);
+        log.json({{"event", "\"abort\""}, {"step", std::to_string(step_)}, {"message", RunLog::json_string(message)}});
+        if (dp_rank_ == 0) fmt::print(stderr, "{}\n", message);
+        throw BadStepsError(message);
+      }
+    } else {
+      bad_steps = 0;
+    }
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
       const double v = evaluate();
       summary.final_val_loss = v;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,31 @@ class Checkpointer;
 }
 
 namespace trainer {
+
+class FailurePolicy;
+
+// One injected fault of the recipe's `faults` list.
+struct Fault {
+  enum class Kind { kill, nan, slow };
+  std::int64_t step = 0;  // 1-based, as logged
+  int rank = 0;
+  Kind kind = Kind::kill;
+  double seconds = 1;  // slow only
+};
+
+// The validated recipe's faults (empty without a `faults` section).
+std::vector<Fault> parse_faults(const ConfigNode& recipe);
+// The job's attempt from TRAINER_ATTEMPT (0 when unset): faults fire only in attempt 0.
+int job_attempt();
+// The recipe's failure policy; null when the recipe has no `failure` section.
+std::unique_ptr<FailurePolicy> create_failure_policy(const ConfigNode& recipe);
+
+// Thrown by Trainer::run after too many consecutive skipped steps; the process exits 3.
+class BadStepsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+inline constexpr int kBadStepsExitCode = 3;
 
 struct StepResult {
   std::int64_t step = 0;  // 0-based index of the step just taken
@@ -95,6 +121,9 @@ class Trainer {
   void log_checkpoints_written(RunLog& log, bool wait);
   double sum_over_ranks(double local);
   void load_micro_batch(const std::vector<std::int32_t>& inputs, const std::vector<std::int32_t>& targets);
+  // The active fault of `kind` at 1-based `step` for `rank` (-1: any rank), if any.
+  const Fault* fault_at(Fault::Kind kind, std::int64_t step, int rank) const;
+  void inject_nan_gradient();
 
   ConfigNode recipe_;
   TrainerOptions options_;
@@ -115,6 +144,8 @@ class Trainer {
   std::size_t peak_staging_ = 0;
   double grad_clip_ = 0;
   std::string resumed_from_;  // the checkpoint this run resumed from, if any
+  std::vector<Fault> faults_;  // active in the job's first attempt only
+  int max_bad_steps_ = 3;      // consecutive skipped steps before run() gives up; 0: never
   std::unique_ptr<checkpoint::Checkpointer> checkpointer_;  // last: its destructor waits for a write
 };
 

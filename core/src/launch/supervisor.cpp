@@ -236,6 +236,8 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
       w.err.pump(kDrainReads);
       if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
       if (stopping) continue;  // expected: we asked it to stop
+      const int failed_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+      if (options.on_worker_failure) options.on_worker_failure(w.rank, failed_code);
       if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         stop(128 + sig, fmt::format("rank {} (pid {}) was killed by signal {}{}", w.rank, w.pid, signal_name(sig),

@@ -56,6 +56,9 @@ struct SupervisorOptions {
   int stderr_fd = 2;  // also gets the supervisor's own "trainer: ..." messages
   // Called on node 0 once the store listens, before any worker starts (host, bound port).
   std::function<void(const std::string& host, int port)> on_store_ready;
+  // Called once with the first failed worker's rank and exit code (128 + signal number
+  // when it was killed); not called for a stop request or when every worker succeeds.
+  std::function<void(int rank, int code)> on_worker_failure;
 };
 
 // Throws LaunchError for an invalid configuration or a worker that cannot be started (any

@@ -166,6 +166,38 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
                    "warmup has to end within the run"});
   }
 
+  // Injected faults must hit a rank of this job and a step of this run.
+  const ConfigNode* faults = find(recipe, {"faults"});
+  const auto nproc = accepted<std::int64_t>(recipe, {"launch", "nproc"});
+  const auto nnodes = accepted<std::int64_t>(recipe, {"launch", "nnodes"});
+  if (faults && faults->is_list()) {
+    for (std::size_t i = 0; i < faults->items().size(); ++i) {
+      const ConfigNode& fault = faults->items()[i];
+      if (!fault.is_map()) continue;
+      const auto integer = [&](const char* key) -> std::optional<std::int64_t> {
+        if (!fault.has(key) || !fault.at(key).is_scalar()) return std::nullopt;
+        try {
+          return fault.at(key).as_int();
+        } catch (const ConfigError&) {
+          return std::nullopt;  // reported by the schema
+        }
+      };
+      const auto rank = integer("rank");
+      if (rank && nproc && nnodes && *rank >= *nproc * *nnodes) {
+        out.push_back({fault.at("rank").origin(),
+                       fmt::format("faults[{}].rank {} is not a rank of this job (world size {})", i, *rank,
+                                   *nproc * *nnodes),
+                       fmt::format("ranks are 0 to {}", *nproc * *nnodes - 1)});
+      }
+      const auto step = integer("step");
+      if (step && steps && *step > *steps) {
+        out.push_back({fault.at("step").origin(),
+                       fmt::format("faults[{}].step {} is after the last step (train.steps {})", i, *step, *steps),
+                       "steps are counted from 1, as logged"});
+      }
+    }
+  }
+
   const ConfigNode* precision = find(recipe, {"precision"});
   const ConfigNode* backend = find(recipe, {"backend", "plugin"});
   if (precision && precision->is_scalar() && precision->text() == "bf16" && backend &&

@@ -42,6 +42,12 @@ SectionSchema optional_section(std::string name, std::string doc, std::vector<Ke
   return s;
 }
 
+SectionSchema list_section(std::string name, std::string doc, std::vector<KeySpec> keys) {
+  SectionSchema s = optional_section(std::move(name), std::move(doc), std::move(keys));
+  s.list = true;
+  return s;
+}
+
 SectionSchema plugin_section(std::string name, PluginKind kind, std::string default_plugin,
                              std::string doc, std::vector<KeySpec> keys) {
   SectionSchema s = plain_section(std::move(name), std::move(doc), std::move(keys));
@@ -160,6 +166,19 @@ SectionSchema build_trainer_schema() {
                      "How parameters, gradients and optimizer state are placed over the data-parallel ranks."),
       plugin_section("overlap", PluginKind::overlap, "none",
                      "When gradient and parameter communication is issued."),
+      plugin_section("failure", PluginKind::failure, "abort",
+                     "What happens when a worker fails, and how many non-finite steps in a row a run tolerates."),
+      list_section("faults",
+                   "Injected faults, to test a failure policy: a list of maps. They fire only in the job's "
+                   "first attempt, so a restarted job does not fail again.",
+                   {
+                       Key::integer("step").required().min(1).doc("the step (1-based, as logged) the fault hits"),
+                       Key::integer("rank").def("0").min(0).doc("the rank it hits"),
+                       Key::string("kind").required().choices({"kill", "nan", "slow"})
+                           .doc("kill: SIGKILL at the start of the step; nan: a NaN in the rank's gradient "
+                                "after backward; slow: a sleep before the step"),
+                       Key::number("seconds").def("1").min(0).doc("how long a slow fault sleeps"),
+                   }),
   };
   return root;
 }

@@ -25,6 +25,8 @@ struct SectionSchema {
   // Optional sections are validated only when written; others are created when absent so
   // that their defaults are filled and their required keys reported.
   bool optional = false;
+  // A list section (faults) is a list of maps, each validated against `keys` like a section.
+  bool list = false;
   std::vector<KeySpec> keys;
   std::vector<SectionSchema> sections;
 
@@ -65,6 +67,8 @@ SectionSchema plain_section(std::string name, std::string doc, std::vector<KeySp
                             std::vector<SectionSchema> sections = {});
 SectionSchema optional_section(std::string name, std::string doc, std::vector<KeySpec> keys,
                                std::vector<SectionSchema> sections = {});
+// Optional, and written as a list of maps that each take `keys`.
+SectionSchema list_section(std::string name, std::string doc, std::vector<KeySpec> keys);
 SectionSchema plugin_section(std::string name, PluginKind kind, std::string default_plugin,
                              std::string doc, std::vector<KeySpec> keys = {});
 

@@ -53,6 +53,10 @@ class Validator {
       : root_(root), lookup_(lookup), out_(out) {}
 
   void section(ConfigNode& node, const SectionSchema& schema, const std::string& path) {
+    if (schema.list) {
+      list_section(node, schema, path);
+      return;
+    }
     if (schema.plugin_kind && node.is_scalar()) {
       ConfigNode map = ConfigNode::map(node.origin());
       map["plugin"] = node;
@@ -106,6 +110,29 @@ class Validator {
   }
 
  private:
+  // A list of maps, each checked as a section of `schema`'s keys: "faults[2]" in messages.
+  void list_section(ConfigNode& node, const SectionSchema& schema, const std::string& path) {
+    if (node.is_null()) node = ConfigNode::list(node.origin());
+    if (!node.is_list()) {
+      report(node.origin(), fmt::format("section '{}' must be a list of maps, found {}", path, describe(node)));
+      return;
+    }
+    SectionSchema item_schema = schema;
+    item_schema.list = false;
+    ConfigNode checked = ConfigNode::list(node.origin());
+    for (std::size_t i = 0; i < node.items().size(); ++i) {
+      ConfigNode item = node.items()[i];
+      const std::string item_path = fmt::format("{}[{}]", path, i);
+      if (item.is_map()) {
+        section(item, item_schema, item_path);
+      } else {
+        report(item.origin(), fmt::format("'{}' must be a map, found {}", item_path, describe(item)));
+      }
+      checked.push_back(std::move(item));
+    }
+    node = std::move(checked);
+  }
+
   // Resolves the `plugin` key and appends the plugin's keys to `keys`. Returns false when
   // the plugin is unknown, so that its keys cannot be judged.
   bool plugin_keys(ConfigNode& node, const SectionSchema& schema, const std::string& path,

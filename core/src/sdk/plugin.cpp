@@ -1,6 +1,7 @@
 // Out-of-line virtual destructors: they anchor the SDK classes' type information in
 // libtrainer, so dynamic_cast works across plugin libraries.
 #include "trainer/backend.hpp"
+#include "trainer/failure.hpp"
 #include "trainer/model.hpp"
 #include "trainer/optimizer.hpp"
 #include "trainer/plugin.hpp"
@@ -9,6 +10,7 @@
 namespace trainer {
 
 Plugin::~Plugin() = default;
+FailurePolicy::~FailurePolicy() = default;
 BlockActivations::~BlockActivations() = default;
 
 const char* plugin_kind_name(PluginKind kind) {

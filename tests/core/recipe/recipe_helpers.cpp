@@ -83,6 +83,13 @@ trainer::recipe::PluginKeyLookup fake_lookup() {
         if (name == "none") return V{};
         if (name == "bucketed") return V{key("bucket_mb", KeyType::number, "25", 0)};
         return "no overlap plugin '" + name + "'; available: none, bucketed";
+      case PluginKind::failure:
+        if (name == "abort") return V{key("max_bad_steps", KeyType::integer, "3", 0)};
+        if (name == "restart") {
+          return V{key("max_restarts", KeyType::integer, "3", 0), key("backoff_s", KeyType::number, "1", 0),
+                   key("max_bad_steps", KeyType::integer, "3", 0)};
+        }
+        return "no failure plugin '" + name + "'; available: abort, restart";
       case PluginKind::comm:
         if (name == "gloo") return V{};
         return "no comm plugin '" + name + "'; available: gloo";
