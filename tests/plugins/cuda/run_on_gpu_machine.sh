@@ -12,21 +12,10 @@ rm -rf "$X"
 for f in .deb/*.deb; do dpkg -x "$f" "$X"; done
 OB=$X/usr/lib/x86_64-linux-gnu/openblas-pthread
 export LD_LIBRARY_PATH=$OB:$X/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-# The top-level build asks for Boost's filesystem component, which nothing links (the core
-# uses std::filesystem through BOOST_DLL_USE_STD_FS); the machine has Boost headers only, so
-# an empty stand-in package satisfies the request.
-FB=/tmp/boost-filesystem-stub
-mkdir -p "$FB"
-echo 'if(NOT TARGET Boost::filesystem)
-  add_library(Boost::filesystem INTERFACE IMPORTED)
-endif()' > "$FB/boost_filesystem-config.cmake"
-echo 'set(PACKAGE_VERSION 1.83.0)
-set(PACKAGE_VERSION_COMPATIBLE TRUE)
-set(PACKAGE_VERSION_EXACT TRUE)' > "$FB/boost_filesystem-config-version.cmake"
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nvcc --version | tail -2; } 2>&1 | tee "$OUT/env.txt" || true
 cmake -S . -B /tmp/trainer-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc \
-  -DCMAKE_PREFIX_PATH="$X/usr" -Dboost_filesystem_DIR="$FB" \
+  -DCMAKE_PREFIX_PATH="$X/usr" \
   -DBLA_VENDOR=OpenBLAS -DCMAKE_LIBRARY_PATH="$OB" \
   -DCMAKE_CXX_FLAGS="-isystem $X/usr/include/x86_64-linux-gnu/openblas-pthread" > "$OUT/configure.txt" 2>&1 \
   || { tail -40 "$OUT/configure.txt"; exit 1; }
