@@ -1,6 +1,7 @@
 #include "engine/components.hpp"
 
 #include "plugin/registry.hpp"
+#include "trainer/failure.hpp"
 
 namespace trainer {
 
@@ -33,6 +34,13 @@ Components create_components(const ConfigNode& recipe, bool multi_rank) {
   c.overlap = create_section<OverlapPolicy>(recipe, "overlap", PluginKind::overlap, dirs, c.backend.get());
   if (multi_rank) c.comm = create_section<CommBackend>(recipe, "comm", PluginKind::comm, dirs, c.backend.get());
   return c;
+}
+
+std::unique_ptr<FailurePolicy> create_failure_policy(const ConfigNode& recipe) {
+  if (!recipe.has("failure")) return nullptr;
+  const ConfigNode& node = recipe.at("failure");
+  const auto& descriptor = find_plugin(PluginKind::failure, node.get_string("plugin"), recipe_plugin_path(recipe));
+  return create_plugin<FailurePolicy>(descriptor, PluginContext{node, nullptr});
 }
 
 std::variant<std::vector<KeySpec>, std::string> plugin_keys(const std::vector<std::filesystem::path>& dirs,

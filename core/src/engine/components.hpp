@@ -31,6 +31,11 @@ std::vector<std::filesystem::path> recipe_plugin_path(const ConfigNode& recipe);
 // Creates every component of a validated recipe.
 Components create_components(const ConfigNode& recipe, bool multi_rank);
 
+class FailurePolicy;
+// The recipe's failure policy; null when the recipe has no `failure` section. Made apart
+// from the other components: the supervisor consults it, and it needs no backend.
+std::unique_ptr<FailurePolicy> create_failure_policy(const ConfigNode& recipe);
+
 // Accepted keys of a plugin, or why it cannot be found: what recipe validation consults.
 std::variant<std::vector<KeySpec>, std::string> plugin_keys(const std::vector<std::filesystem::path>& dirs,
                                                             PluginKind kind, const std::string& name);

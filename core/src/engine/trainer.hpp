@@ -12,6 +12,7 @@
 #include "data/sampler.hpp"
 #include "data/token_shard.hpp"
 #include "engine/components.hpp"
+#include "engine/faults.hpp"
 #include "engine/forward_backward.hpp"
 #include "engine/lr_schedule.hpp"
 #include "engine/run_log.hpp"
@@ -25,22 +26,6 @@ class Checkpointer;
 namespace trainer {
 
 class FailurePolicy;
-
-// One injected fault of the recipe's `faults` list.
-struct Fault {
-  enum class Kind { kill, nan, slow };
-  std::int64_t step = 0;  // 1-based, as logged
-  int rank = 0;
-  Kind kind = Kind::kill;
-  double seconds = 1;  // slow only
-};
-
-// The validated recipe's faults (empty without a `faults` section).
-std::vector<Fault> parse_faults(const ConfigNode& recipe);
-// The job's attempt from TRAINER_ATTEMPT (0 when unset): faults fire only in attempt 0.
-int job_attempt();
-// The recipe's failure policy; null when the recipe has no `failure` section.
-std::unique_ptr<FailurePolicy> create_failure_policy(const ConfigNode& recipe);
 
 // Thrown by Trainer::run after too many consecutive skipped steps; the process exits 3.
 class BadStepsError : public std::runtime_error {

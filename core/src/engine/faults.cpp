@@ -1,0 +1,27 @@
+#include "engine/faults.hpp"
+
+#include <cstdlib>
+
+namespace trainer {
+
+std::vector<Fault> parse_faults(const ConfigNode& recipe) {
+  std::vector<Fault> faults;
+  if (!recipe.has("faults")) return faults;
+  for (const auto& item : recipe.at("faults").items()) {
+    Fault f;
+    f.step = item.get_int("step");
+    f.rank = static_cast<int>(item.get_int("rank"));
+    const std::string& kind = item.get_string("kind");
+    f.kind = kind == "kill" ? Fault::Kind::kill : kind == "nan" ? Fault::Kind::nan : Fault::Kind::slow;
+    f.seconds = item.get_double("seconds");
+    faults.push_back(f);
+  }
+  return faults;
+}
+
+int job_attempt() {
+  const char* text = std::getenv("TRAINER_ATTEMPT");
+  return text && *text ? std::atoi(text) : 0;
+}
+
+}  // namespace trainer
