@@ -27,13 +27,12 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/reduce.cuh"
 #include "trainer/backend.hpp"
+#include "trainer/op_checks.hpp"
 
 namespace trainer::gpu {
 namespace {
 
-[[noreturn]] void fail(const char* op, const std::string& message) {
-  throw std::invalid_argument(std::string("cuda backend: ") + op + ": " + message);
-}
+constexpr OpChecks kChecks{"cuda backend", Device::cuda, "device (cuda) memory"};
 
 void check_cuda(cudaError_t status, const char* op, const char* what) {
   if (status != cudaSuccess) {
@@ -47,38 +46,6 @@ void check_cublas(cublasStatus_t status, const char* op, const char* what) {
     throw std::runtime_error(std::string("cuda backend: ") + op + ": " + what + " failed: " +
                              cublasGetStatusName(status) + ": " + cublasGetStatusString(status));
   }
-}
-
-void check_dims(const char* op, std::initializer_list<std::pair<const char*, std::int64_t>> dims) {
-  for (const auto& [name, value] : dims) {
-    if (value <= 0) fail(op, std::string(name) + " = " + std::to_string(value) + " must be positive");
-  }
-}
-
-void check_tensor(const char* op, const char* name, const Tensor& t, DType dtype) {
-  if (!t) fail(op, std::string(name) + " is empty");
-  if (t.device() != Device::cuda) fail(op, std::string(name) + " is not in device (cuda) memory");
-  if (t.dtype() != dtype) {
-    fail(op, std::string(name) + " is " + dtype_name(t.dtype()) + ", expected " + dtype_name(dtype));
-  }
-}
-
-void check(const char* op, const char* name, const Tensor& t, std::int64_t expected, const char* formula,
-           DType dtype = DType::f32) {
-  check_tensor(op, name, t, dtype);
-  if (t.numel() != expected) {
-    fail(op, std::string(name) + " has shape " + shape_string(t.shape()) + " (" + std::to_string(t.numel()) +
-                 " elements), expected " + formula + " = " + std::to_string(expected) + " elements");
-  }
-}
-
-std::int64_t table_rows(const char* op, const char* name, const Tensor& t, int C) {
-  check_tensor(op, name, t, DType::f32);
-  if (t.numel() == 0 || t.numel() % C != 0) {
-    fail(op, std::string(name) + " has shape " + shape_string(t.shape()) + ", not a whole number of rows of C = " +
-                 std::to_string(C));
-  }
-  return t.numel() / C;
 }
 
 float* f32(const Tensor& t) { return t ? t.data_as<float>() : nullptr; }
@@ -233,7 +200,7 @@ class CudaBackend final : public Backend {
 
   void fill_zero(const Tensor& t) override {
     if (!t) return;
-    check_tensor("fill_zero", "t", t, t.dtype());
+    kChecks.tensor("fill_zero", "t", t, t.dtype());
     enter("fill_zero");
     check_cuda(cudaMemsetAsync(t.data(), 0, t.bytes(), stream_), "fill_zero", "cudaMemsetAsync");
   }
@@ -242,8 +209,8 @@ class CudaBackend final : public Backend {
   void copy_from_host(const Tensor& dst, const void* src) override {
     if (!dst) return;
     const char* op = "copy_from_host";
-    check_tensor(op, "dst", dst, dst.dtype());
-    if (!src) fail(op, "src is null");
+    kChecks.tensor(op, "dst", dst, dst.dtype());
+    if (!src) kChecks.fail(op, "src is null");
     enter(op);
     check_cuda(cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, stream_), op, "cudaMemcpyAsync");
     sync(op);
@@ -252,8 +219,8 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src) override {
     if (!src) return;
     const char* op = "copy_to_host";
-    check_tensor(op, "src", src, src.dtype());
-    if (!dst) fail(op, "dst is null");
+    kChecks.tensor(op, "src", src, src.dtype());
+    if (!dst) kChecks.fail(op, "dst is null");
     enter(op);
     check_cuda(cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, stream_), op, "cudaMemcpyAsync");
     sync(op);
@@ -262,12 +229,12 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& dst, const Tensor& src) override {
     const char* op = "copy";
     if (dst.bytes() != src.bytes()) {
-      fail(op, "dst has " + std::to_string(dst.bytes()) + " bytes " + shape_string(dst.shape()) + ", src has " +
+      kChecks.fail(op, "dst has " + std::to_string(dst.bytes()) + " bytes " + shape_string(dst.shape()) + ", src has " +
                    std::to_string(src.bytes()) + " bytes " + shape_string(src.shape()));
     }
     if (dst.bytes() == 0) return;
-    check_tensor(op, "dst", dst, dst.dtype());
-    check_tensor(op, "src", src, src.dtype());
+    kChecks.tensor(op, "dst", dst, dst.dtype());
+    kChecks.tensor(op, "src", src, src.dtype());
     if (dst.data() == src.data()) return;
     enter(op);
     const auto* d = static_cast<const char*>(dst.data());
@@ -294,12 +261,12 @@ class CudaBackend final : public Backend {
   void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe, int B,
                          int T, int C) override {
     const char* op = "embedding_forward";
-    check_dims(op, {{"B", B}, {"T", T}, {"C", C}});
+    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    check(op, "out", out, BT * C, "B*T*C");
-    check(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = table_rows(op, "wte", wte, C);
-    if (table_rows(op, "wpe", wpe, C) < T) fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
+    kChecks.numel(op, "out", out, BT * C, "B*T*C");
+    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
+    const auto vocab = kChecks.table_rows(op, "wte", wte, C);
+    if (kChecks.table_rows(op, "wpe", wpe, C) < T) kChecks.fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
     enter(op);
     // Token ids live on the device: they are checked there, and reported at the next sync.
     check_cuda(gpu::embedding_forward(f32(out), i32(tokens), f32(wte), f32(wpe), B, T, C, vocab, error_word(),
@@ -310,12 +277,12 @@ class CudaBackend final : public Backend {
   void embedding_backward(const Tensor& dwte, const Tensor& dwpe, const Tensor& dout, const Tensor& tokens, int B,
                           int T, int C) override {
     const char* op = "embedding_backward";
-    check_dims(op, {{"B", B}, {"T", T}, {"C", C}});
+    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    check(op, "dout", dout, BT * C, "B*T*C");
-    check(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = table_rows(op, "dwte", dwte, C);
-    if (table_rows(op, "dwpe", dwpe, C) < T) fail(op, "dwpe has fewer than T = " + std::to_string(T) + " rows");
+    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
+    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
+    const auto vocab = kChecks.table_rows(op, "dwte", dwte, C);
+    if (kChecks.table_rows(op, "dwpe", dwpe, C) < T) kChecks.fail(op, "dwpe has fewer than T = " + std::to_string(T) + " rows");
     enter(op);
     const std::size_t bytes = gpu::embedding_backward_scratch_bytes(BT);
     Scratch scratch(pool_, bytes, op);
@@ -327,14 +294,14 @@ class CudaBackend final : public Backend {
   void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
                          const Tensor& weight, const Tensor& bias, int N, int C) override {
     const char* op = "layernorm_forward";
-    check_dims(op, {{"N", N}, {"C", C}});
+    kChecks.dims(op, {{"N", N}, {"C", C}});
     const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    check(op, "out", out, NC, "N*C");
-    check(op, "mean", mean, N, "N");
-    check(op, "rstd", rstd, N, "N");
-    check(op, "inp", inp, NC, "N*C");
-    check(op, "weight", weight, C, "C");
-    check(op, "bias", bias, C, "C");
+    kChecks.numel(op, "out", out, NC, "N*C");
+    kChecks.numel(op, "mean", mean, N, "N");
+    kChecks.numel(op, "rstd", rstd, N, "N");
+    kChecks.numel(op, "inp", inp, NC, "N*C");
+    kChecks.numel(op, "weight", weight, C, "C");
+    kChecks.numel(op, "bias", bias, C, "C");
     enter(op);
     check_cuda(gpu::layernorm_forward(f32(out), f32(mean), f32(rstd), f32(inp), f32(weight), f32(bias), N, C,
                                       stream_),
@@ -345,16 +312,16 @@ class CudaBackend final : public Backend {
                           const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd, int N,
                           int C) override {
     const char* op = "layernorm_backward";
-    check_dims(op, {{"N", N}, {"C", C}});
+    kChecks.dims(op, {{"N", N}, {"C", C}});
     const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    check(op, "dinp", dinp, NC, "N*C");
-    check(op, "dweight", dweight, C, "C");
-    check(op, "dbias", dbias, C, "C");
-    check(op, "dout", dout, NC, "N*C");
-    check(op, "inp", inp, NC, "N*C");
-    check(op, "weight", weight, C, "C");
-    check(op, "mean", mean, N, "N");
-    check(op, "rstd", rstd, N, "N");
+    kChecks.numel(op, "dinp", dinp, NC, "N*C");
+    kChecks.numel(op, "dweight", dweight, C, "C");
+    kChecks.numel(op, "dbias", dbias, C, "C");
+    kChecks.numel(op, "dout", dout, NC, "N*C");
+    kChecks.numel(op, "inp", inp, NC, "N*C");
+    kChecks.numel(op, "weight", weight, C, "C");
+    kChecks.numel(op, "mean", mean, N, "N");
+    kChecks.numel(op, "rstd", rstd, N, "N");
     check_chunks(op, N);
     enter(op);
     Scratch scratch(pool_, 2 * static_cast<std::size_t>(gpu::column_chunks(N)) * C * sizeof(float), op);
@@ -369,11 +336,11 @@ class CudaBackend final : public Backend {
   void matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias, int N, int C,
                       int OC) override {
     const char* op = "matmul_forward";
-    check_dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    check(op, "out", out, static_cast<std::int64_t>(N) * OC, "N*OC");
-    check(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    check(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (bias) check(op, "bias", bias, OC, "OC");
+    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+    kChecks.numel(op, "out", out, static_cast<std::int64_t>(N) * OC, "N*OC");
+    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
+    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    if (bias) kChecks.numel(op, "bias", bias, OC, "OC");
     enter(op);
     gemm(op, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, 1.0f, f32(weight), C, f32(inp), C, 0.0f, f32(out), OC);
     if (bias) check_cuda(gpu::add_bias_rows(f32(out), f32(bias), N, OC, stream_), op, "bias kernel launch");
@@ -382,13 +349,13 @@ class CudaBackend final : public Backend {
   void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                        const Tensor& inp, const Tensor& weight, int N, int C, int OC) override {
     const char* op = "matmul_backward";
-    check_dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    if (dinp) check(op, "dinp", dinp, static_cast<std::int64_t>(N) * C, "N*C");
-    check(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (dbias) check(op, "dbias", dbias, OC, "OC");
-    check(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC");
-    check(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    check(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+    if (dinp) kChecks.numel(op, "dinp", dinp, static_cast<std::int64_t>(N) * C, "N*C");
+    kChecks.numel(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    if (dbias) kChecks.numel(op, "dbias", dbias, OC, "OC");
+    kChecks.numel(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC");
+    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
+    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
     if (dbias) check_chunks(op, N);
     enter(op);
     // dinp[N, C] = dout[N, OC] @ W[OC, C]  ->  dinp^T = W^T dout^T.
@@ -412,9 +379,9 @@ class CudaBackend final : public Backend {
     const char* op = "attention_forward";
     check_attention_dims(op, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    check(op, "out", out, BT * C, "B*T*C");
-    check(op, "att", att, static_cast<std::int64_t>(B) * NH * T * T, "B*NH*T*T");
-    check(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    kChecks.numel(op, "out", out, BT * C, "B*T*C");
+    kChecks.numel(op, "att", att, static_cast<std::int64_t>(B) * NH * T * T, "B*NH*T*T");
+    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
     enter(op);
     const int hs = C / NH;
     const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
@@ -443,11 +410,11 @@ class CudaBackend final : public Backend {
     check_attention_dims(op, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
     const std::int64_t att_n = static_cast<std::int64_t>(B) * NH * T * T;
-    check(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
-    check(op, "datt", datt, att_n, "B*NH*T*T");
-    check(op, "dout", dout, BT * C, "B*T*C");
-    check(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
-    check(op, "att", att, att_n, "B*NH*T*T");
+    kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
+    kChecks.numel(op, "datt", datt, att_n, "B*NH*T*T");
+    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
+    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    kChecks.numel(op, "att", att, att_n, "B*NH*T*T");
     enter(op);
     const int hs = C / NH;
     const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
@@ -480,29 +447,29 @@ class CudaBackend final : public Backend {
 
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {
     const char* op = "gelu_forward";
-    check_dims(op, {{"N", N}});
-    check(op, "out", out, N, "N");
-    check(op, "inp", inp, N, "N");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "out", out, N, "N");
+    kChecks.numel(op, "inp", inp, N, "N");
     enter(op);
     check_cuda(gpu::gelu_forward(f32(out), f32(inp), N, stream_), op, "kernel launch");
   }
 
   void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout, std::int64_t N) override {
     const char* op = "gelu_backward";
-    check_dims(op, {{"N", N}});
-    check(op, "dinp", dinp, N, "N");
-    check(op, "inp", inp, N, "N");
-    check(op, "dout", dout, N, "N");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "dinp", dinp, N, "N");
+    kChecks.numel(op, "inp", inp, N, "N");
+    kChecks.numel(op, "dout", dout, N, "N");
     enter(op);
     check_cuda(gpu::gelu_backward(f32(dinp), f32(inp), f32(dout), N, stream_), op, "kernel launch");
   }
 
   void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b, std::int64_t N) override {
     const char* op = "residual_forward";
-    check_dims(op, {{"N", N}});
-    check(op, "out", out, N, "N");
-    check(op, "a", a, N, "N");
-    check(op, "b", b, N, "N");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "out", out, N, "N");
+    kChecks.numel(op, "a", a, N, "N");
+    kChecks.numel(op, "b", b, N, "N");
     enter(op);
     check_cuda(gpu::residual_forward(f32(out), f32(a), f32(b), N, stream_), op, "kernel launch");
   }
@@ -517,18 +484,18 @@ class CudaBackend final : public Backend {
 
   void axpby(const Tensor& y, float a, const Tensor& x, float b, std::int64_t N) override {
     const char* op = "axpby";
-    check_dims(op, {{"N", N}});
-    check(op, "y", y, N, "N");
-    check(op, "x", x, N, "N");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "y", y, N, "N");
+    kChecks.numel(op, "x", x, N, "N");
     enter(op);
     check_cuda(gpu::axpby(f32(y), a, f32(x), b, N, stream_), op, "kernel launch");
   }
 
   double sum_squares(const Tensor& x, std::int64_t N) override {
     const char* op = "sum_squares";
-    check_dims(op, {{"N", N}});
-    check(op, "x", x, N, "N");
-    if (gpu::sum_squares_partials(N) > 0x7fffffff) fail(op, "N is too large for one grid");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "x", x, N, "N");
+    if (gpu::sum_squares_partials(N) > 0x7fffffff) kChecks.fail(op, "N is too large for one grid");
     enter(op);
     Scratch scratch(pool_, static_cast<std::size_t>(gpu::sum_squares_partials(N) + 1) * sizeof(double), op);
     check_cuda(gpu::sum_squares(scratch.as<double>(), f32(x), N, stream_), op, "kernel launch");
@@ -542,12 +509,12 @@ class CudaBackend final : public Backend {
   void crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                                      const Tensor& targets, float dloss, int N, int V) override {
     const char* op = "crossentropy_forward_backward";
-    check_dims(op, {{"N", N}, {"V", V}});
+    kChecks.dims(op, {{"N", N}, {"V", V}});
     const std::int64_t NV = static_cast<std::int64_t>(N) * V;
-    check(op, "losses", losses, N, "N");
-    if (dlogits) check(op, "dlogits", dlogits, NV, "N*V");
-    check(op, "logits", logits, NV, "N*V");
-    check(op, "targets", targets, N, "N", DType::i32);
+    kChecks.numel(op, "losses", losses, N, "N");
+    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V");
+    kChecks.numel(op, "logits", logits, NV, "N*V");
+    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
     enter(op);
     check_cuda(gpu::crossentropy_forward_backward(f32(losses), f32(dlogits), f32(logits), i32(targets), dloss, N, V,
                                                   error_word(), stream_),
@@ -557,11 +524,11 @@ class CudaBackend final : public Backend {
   void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, std::int64_t N,
                     float lr, float beta1, float beta2, float eps, float weight_decay, std::int64_t t) override {
     const char* op = "adamw_update";
-    check_dims(op, {{"N", N}, {"t", t}});
-    check(op, "param", param, N, "N");
-    check(op, "grad", grad, N, "N");
-    check(op, "m", m, N, "N");
-    check(op, "v", v, N, "N");
+    kChecks.dims(op, {{"N", N}, {"t", t}});
+    kChecks.numel(op, "param", param, N, "N");
+    kChecks.numel(op, "grad", grad, N, "N");
+    kChecks.numel(op, "m", m, N, "N");
+    kChecks.numel(op, "v", v, N, "N");
     enter(op);
     // As the cpu backend: the corrections in double, since b^t loses digits in float.
     const float c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
@@ -616,20 +583,20 @@ class CudaBackend final : public Backend {
   }
 
   static void check_attention_dims(const char* op, int B, int T, int C, int NH) {
-    check_dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
-    if (C % NH != 0) fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
+    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
+    if (C % NH != 0) kChecks.fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
   }
 
   static void check_chunks(const char* op, std::int64_t N) {
-    if (gpu::column_chunks(N) > 65535) fail(op, "N = " + std::to_string(N) + " rows is more than one grid handles");
+    if (gpu::column_chunks(N) > 65535) kChecks.fail(op, "N = " + std::to_string(N) + " rows is more than one grid handles");
   }
 
   void dropout(const char* op, const char* out_name, const Tensor& out, const char* in_name, const Tensor& inp,
                float p, RngKey key, std::int64_t N) {
-    check_dims(op, {{"N", N}});
-    check(op, out_name, out, N, "N");
-    check(op, in_name, inp, N, "N");
-    if (!(p >= 0.0f && p < 1.0f)) fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, out_name, out, N, "N");
+    kChecks.numel(op, in_name, inp, N, "N");
+    if (!(p >= 0.0f && p < 1.0f)) kChecks.fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
     enter(op);
     if (p == 0.0f) {
       if (out.data() != inp.data()) {
