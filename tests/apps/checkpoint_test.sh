@@ -11,13 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMP_NUM_THREADS=1
-failures=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
-# "step loss" per line, the last record of each step (a resumed run repeats steps).
-losses() { awk -F'[:,]' '/"event":"step"/ { l[$4] = $6; if ($4 > n) n = $4 } END { for (i = 1; i <= n; i++) if (i in l) print i, l[i] }' "$1"; }
+source "$src/tests/support/shell_checks.sh"
 # Steps from..to of two loss lists agree within a relative tolerance.
 close_losses() {
   awk -v from="$3" -v to="$4" -v tol="$5" 'NR == FNR { a[$1] = $2; next }
@@ -98,5 +92,5 @@ printf '\x55' | dd of=dp4/checkpoints/step-000005/rank-00002.bin bs=1 seek=8 con
 check "inspect --verify fails on a flipped byte, naming the file" \
   grep -q "step-000005/rank-00002.bin: checksum mismatch" verify.txt
 
-if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed"; exit 1; fi
+finish
 echo "all checks passed"

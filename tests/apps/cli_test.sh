@@ -8,11 +8,7 @@ trainer="$build/bin/trainer"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {  # check "what" command...
-  local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
+source "$src/tests/support/shell_checks.sh"
 
 # --- a recipe with three errors: all reported at once, exit 2, nothing run ---
 cat > broken.yaml <<'YAML'
@@ -98,4 +94,4 @@ check "data synth rejects a bad number" test $? -eq 2
 sed -n '/<!-- BEGIN trainer reference -->/,/<!-- END trainer reference -->/p' "$src/docs/recipes.md" | sed '1d;$d' > documented.md
 check "docs/recipes.md matches trainer reference (regenerate it if this fails)" diff -u documented.md reference.md
 
-[ "$failures" -eq 0 ]
+finish

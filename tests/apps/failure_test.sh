@@ -11,13 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMP_NUM_THREADS=1
-failures=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
-# "step loss" per line, the last record of each step (a resumed run repeats steps).
-losses() { awk -F'[:,]' '/"event":"step"/ { l[$4] = $6; if ($4 > n) n = $4 } END { for (i = 1; i <= n; i++) if (i in l) print i, l[i] }' "$1"; }
+source "$src/tests/support/shell_checks.sh"
 
 # tiny-gpt sized (configs/sweeps/tiny-gpt.yaml), one micro-batch per rank per step.
 cat > r.yaml <<YAML
@@ -104,5 +98,5 @@ check "an unknown fault kind and key are refused" test $? -eq 2
 check "the kind error lists the kinds" grep -q "'faults\[0\].kind' must be one of" invalid.txt
 check "the unknown key is named" grep -q "unknown key 'when' in section 'faults\[0\]'" invalid.txt
 
-if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed"; exit 1; fi
+finish
 echo "all checks passed"

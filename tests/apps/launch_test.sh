@@ -8,11 +8,7 @@ trainer="$build/bin/trainer"
 work=$(mktemp -d)
 trap 'pkill -KILL -f "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {
-  local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
+source "$src/tests/support/shell_checks.sh"
 
 cat > r.yaml <<YAML
 model: {plugin: gpt, n_layer: 2, n_head: 2, d_model: 32, vocab: 32, seq_len: 16}
@@ -67,4 +63,4 @@ check "Ctrl-C exits 130" test "$code" -eq 130
 sleep 0.5
 check "Ctrl-C leaves no process behind" test -z "$(pgrep -f "$work/int")"
 
-[ "$failures" -eq 0 ]
+finish

@@ -9,11 +9,7 @@ trainer="$build/bin/trainer"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-failures=0
-check() {  # check "what" command...
-  local what=$1; shift
-  if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
-}
+source "$src/tests/support/shell_checks.sh"
 
 # The data is written once, before the sweep: concurrent points must not race to create it.
 "$trainer" data synth --out data --vocab 32 --branching 2 --train-tokens 20000 --val-tokens 4000 > /dev/null
@@ -106,4 +102,4 @@ check "bad --concurrency is a usage error" test $? -eq 2
 check "output.dir override is refused" test $? -eq 2
 echo "took $(( $(date +%s) - start )) s"
 
-[ "$failures" -eq 0 ]
+finish
