@@ -22,6 +22,7 @@ enum class PluginKind : std::uint32_t {
   overlap,
   failure,
   optimizer,
+  schedule,  // pipeline schedules (pipeline.hpp)
 };
 const char* plugin_kind_name(PluginKind kind);
 

@@ -23,6 +23,7 @@ const char* plugin_kind_name(PluginKind kind) {
     case PluginKind::overlap: return "overlap";
     case PluginKind::failure: return "failure";
     case PluginKind::optimizer: return "optimizer";
+    case PluginKind::schedule: return "schedule";
   }
   return "unknown";
 }
