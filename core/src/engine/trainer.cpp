@@ -27,12 +27,20 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   const auto& train = recipe_.at("train");
   const auto& opt = recipe_.at("optimizer");
   const auto& parallel = recipe_.at("parallel");
-  dp_size_ = static_cast<int>(parallel.get_int("dp"));
-  if (dp_size_ != options_.rank.world) {
+  mesh_ = Mesh(static_cast<int>(parallel.get_int("dp")), static_cast<int>(parallel.get_int("tp")),
+               static_cast<int>(parallel.get_int("pp")));
+  if (mesh_.world() != options_.rank.world) {
     throw ConfigError(parallel.at("dp").origin(),
-                      fmt::format("parallel.dp is {} but this job has {} processes", dp_size_, options_.rank.world));
+                      fmt::format("parallel.dp {} × tp {} × pp {} is {} but this job has {} processes",
+                                  mesh_.size(Axis::dp), mesh_.size(Axis::tp), mesh_.size(Axis::pp), mesh_.world(),
+                                  options_.rank.world));
   }
-  dp_rank_ = options_.rank.rank;
+  rank_ = options_.rank.rank;
+  coords_ = mesh_.coords(rank_);
+  // The data-parallel coordinate picks the samples: the tp ranks (and pp stages) of one
+  // replica see the same data.
+  dp_size_ = mesh_.size(Axis::dp);
+  dp_rank_ = coords_.dp;
   steps_ = train.get_int("steps");
   global_batch_ = train.get_int("global_batch");
   shape_ = {static_cast<int>(train.get_int("micro_batch")), components_.model->seq_len()};
@@ -44,18 +52,31 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   schedule_ = LrSchedule{opt.get_double("lr"), opt.get_double("min_lr"), opt.get_int("warmup_steps"), steps_,
                          opt.get_string("decay")};
 
-  if (dp_size_ > 1) {
+  if (mesh_.world() > 1) {
     if (!options_.rank.store) throw std::logic_error("a multi-rank Trainer needs the job's store");
-    GroupSpec spec;
-    spec.name = "dp";
-    for (int r = 0; r < dp_size_; ++r) spec.ranks.push_back(r);
-    spec.global_rank = dp_rank_;
-    dp_ = components_.comm->connect(spec, *options_.rank.store);
+    // One communicator per mesh axis of more than one rank; a whole-job one when the
+    // world is more than the dp axis (the data barrier below must hold every rank).
+    const auto connect = [&](const std::string& name, std::vector<int> ranks) {
+      GroupSpec spec;
+      spec.name = name;
+      spec.ranks = std::move(ranks);
+      spec.global_rank = rank_;
+      return components_.comm->connect(spec, *options_.rank.store);
+    };
+    if (mesh_.size(Axis::dp) > 1) dp_ = connect(mesh_.group_name(Axis::dp, rank_), mesh_.group(Axis::dp, rank_));
+    if (mesh_.size(Axis::tp) > 1) tp_ = connect(mesh_.group_name(Axis::tp, rank_), mesh_.group(Axis::tp, rank_));
+    if (mesh_.size(Axis::pp) > 1) pp_ = connect(mesh_.group_name(Axis::pp, rank_), mesh_.group(Axis::pp, rank_));
+    if (mesh_.size(Axis::dp) < mesh_.world()) {
+      std::vector<int> all(static_cast<std::size_t>(mesh_.world()));
+      for (int r = 0; r < mesh_.world(); ++r) all[static_cast<std::size_t>(r)] = r;
+      world_ = connect("world", std::move(all));
+    }
   }
+  Communicator* const job = world_ ? world_.get() : dp_.get();
   // Rank 0 makes a synthetic corpus; the others wait for it rather than race to write it.
-  if (dp_rank_ == 0) prepare_data();
-  if (dp_) dp_->barrier();
-  if (dp_rank_ != 0) prepare_data();
+  if (rank_ == 0) prepare_data();
+  if (job) job->barrier();
+  if (rank_ != 0) prepare_data();
 
   auto& model = *components_.model;
   auto& backend = *components_.backend;
@@ -122,7 +143,7 @@ void Trainer::prepare_data() {
   const auto& data = recipe_.at("data");
   const std::filesystem::path train_path = data.get_string("train");
   const std::string val_text = data.has("val") ? data.get_string("val") : std::string();
-  if (!std::filesystem::exists(train_path) && data.has("synth") && dp_rank_ == 0) {
+  if (!std::filesystem::exists(train_path) && data.has("synth") && rank_ == 0) {
     const auto& s = data.at("synth");
     data::SynthSpec spec;
     spec.vocab = static_cast<int>(s.get_int("vocab"));
@@ -132,7 +153,7 @@ void Trainer::prepare_data() {
     spec.val_tokens = static_cast<std::uint64_t>(s.get_int("val_tokens"));
     spec.seed = static_cast<std::uint64_t>(s.get_int("seed"));
     spec.concentration = s.get_double("concentration");
-    if (!options_.quiet && dp_rank_ == 0) {
+    if (!options_.quiet && rank_ == 0) {
       fmt::print("data: {} is absent; writing a synthetic Markov corpus there (vocab {}, order {}, branching {})\n",
                  train_path.string(), spec.vocab, spec.order, spec.branching);
     }
@@ -225,7 +246,7 @@ StepResult Trainer::train_step() {
   // (An organic non-finite value is seen by all ranks: the loss and the norm are global,
   // and replicated gradients are equal after the all-reduce.)
   const bool nan_step = fault_at(Fault::Kind::nan, step_ + 1, -1) != nullptr;
-  const bool injected = fault_at(Fault::Kind::nan, step_ + 1, dp_rank_) != nullptr;
+  const bool injected = fault_at(Fault::Kind::nan, step_ + 1, rank_) != nullptr;
   if (injected) inject_nan_gradient();
   r.grad_norm = std::sqrt(layout.grad_sum_squares());
   if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {

@@ -15,6 +15,7 @@
 #include "engine/faults.hpp"
 #include "engine/forward_backward.hpp"
 #include "engine/lr_schedule.hpp"
+#include "engine/mesh.hpp"
 #include "engine/run_log.hpp"
 #include "trainer/config.hpp"
 #include "trainer/parameters.hpp"
@@ -92,8 +93,14 @@ class Trainer {
   const ParameterStore& parameters() const { return *params_; }
   // The full, current parameter values in store order (gathered from shards if needed).
   std::vector<float> parameters_to_host();
-  int dp_rank() const { return dp_rank_; }
+  int dp_rank() const { return dp_rank_; }  // this rank's dp coordinate on the mesh
   int dp_size() const { return dp_size_; }
+  const Mesh& mesh() const { return mesh_; }
+  MeshCoords coords() const { return coords_; }
+  // The communicator of this rank's group along each axis; null where the axis has one rank.
+  Communicator* dp_comm() const { return dp_.get(); }
+  Communicator* tp_comm() const { return tp_.get(); }
+  Communicator* pp_comm() const { return pp_.get(); }
   Backend& backend() { return *components_.backend; }
   MemoryReport memory() const;
   std::int64_t next_step() const { return step_; }
@@ -114,7 +121,7 @@ class Trainer {
   TrainerOptions options_;
   Components components_;
   std::unique_ptr<ParameterStore> params_;
-  std::unique_ptr<Communicator> dp_;
+  std::unique_ptr<Communicator> dp_, tp_, pp_, world_;  // world_: only when tp × pp > 1
   std::unique_ptr<ForwardBackward> pass_;
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;
@@ -125,6 +132,9 @@ class Trainer {
   BatchShape shape_;
   std::int64_t steps_ = 0, global_batch_ = 0, accum_ = 0, step_ = 0;
   std::uint64_t seed_ = 0;
+  Mesh mesh_{1, 1, 1};
+  MeshCoords coords_;
+  int rank_ = 0;  // in the job; rank 0 speaks for it (console, run directory)
   int dp_rank_ = 0, dp_size_ = 1;
   std::size_t peak_staging_ = 0;
   double grad_clip_ = 0;

@@ -29,8 +29,8 @@ TrainSummary Trainer::run() {
   const std::int64_t log_every = train.get_int("log_every"), eval_every = train.get_int("eval_every");
   const std::filesystem::path run_dir = recipe_.at("output").get_string("dir");
   // Rank 0 speaks for the job; the others' figures reach it through the collectives.
-  const bool console = !options_.quiet && dp_rank_ == 0;
-  const bool files = options_.write_run_dir && dp_rank_ == 0;
+  const bool console = !options_.quiet && rank_ == 0;
+  const bool files = options_.write_run_dir && rank_ == 0;
   if (files) {
     std::filesystem::create_directories(run_dir);
     std::ofstream(run_dir / "recipe.yaml") << recipe::print_recipe(recipe_);
@@ -50,7 +50,7 @@ TrainSummary Trainer::run() {
             {"overlap", RunLog::json_string(recipe_.at("overlap").get_string("plugin"))}});
   for (const auto& w : checkpointer_->warnings()) {
     log.json({{"event", "\"checkpoint_warning\""}, {"message", RunLog::json_string(w)}});
-    if (dp_rank_ == 0) fmt::print(stderr, "warning: {}\n", w);  // also under --quiet
+    if (rank_ == 0) fmt::print(stderr, "warning: {}\n", w);  // also under --quiet
   }
   const std::int64_t first_step = step_;
   if (!resumed_from_.empty()) {
@@ -66,13 +66,13 @@ TrainSummary Trainer::run() {
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
   std::int64_t bad_steps = 0;  // consecutive skipped steps
   while (step_ < steps_ && (options_.stop_after < 0 || step_ < options_.stop_after)) {
-    if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, dp_rank_)) {
+    if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, rank_)) {
       fmt::print(stderr, "fault: rank {} kills itself at the start of step {}\n", f->rank, f->step);
       std::fflush(stdout);
       std::fflush(stderr);
       std::raise(SIGKILL);
     }
-    if (const Fault* f = fault_at(Fault::Kind::slow, step_ + 1, dp_rank_)) {
+    if (const Fault* f = fault_at(Fault::Kind::slow, step_ + 1, rank_)) {
       std::this_thread::sleep_for(std::chrono::duration<double>(f->seconds));
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -105,13 +105,13 @@ TrainSummary Trainer::run() {
         why = "all ranks see a non-finite global gradient norm";
       }
       log.json({{"event", "\"bad_step\""}, {"step", std::to_string(step_)}, {"reason", RunLog::json_string(why)}});
-      if (dp_rank_ == 0) fmt::print(stderr, "warning: step {}: update skipped: {}\n", step_, why);  // also under --quiet
+      if (rank_ == 0) fmt::print(stderr, "warning: step {}: update skipped: {}\n", step_, why);  // also under --quiet
       if (max_bad_steps_ > 0 && bad_steps >= max_bad_steps_) {
         const std::string message =
             fmt::format("trainer: aborting: {} consecutive steps with non-finite gradients (steps {}-{})", bad_steps,
                         step_ - bad_steps + 1, step_);
         log.json({{"event", "\"abort\""}, {"step", std::to_string(step_)}, {"message", RunLog::json_string(message)}});
-        if (dp_rank_ == 0) fmt::print(stderr, "{}\n", message);
+        if (rank_ == 0) fmt::print(stderr, "{}\n", message);
         throw BadStepsError(message);
       }
     } else {
