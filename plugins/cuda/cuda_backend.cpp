@@ -185,6 +185,9 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::cuda; }
   const char* name() const override { return "cuda"; }
+  // For the nccl comm plugin: it orders its stream after this one, and this one after it.
+  void* native_stream() override { return stream_; }
+  int native_device() const override { return device_; }
 
   Tensor allocate(const Shape& shape, DType dtype) override {
     for (auto d : shape) {

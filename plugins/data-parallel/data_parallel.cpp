@@ -12,6 +12,12 @@ using Clock = std::chrono::steady_clock;
 namespace {
 const std::vector<std::size_t> kNoUnits;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+// What a wait cost the step: the comm plugin's own measure where it has one (a device plugin's
+// wait also covers compute queued before the op), else the time this thread waited.
+double exposed(const trainer::CommWork& work, Clock::time_point wait_began) {
+  const double measured = work.exposed_seconds();
+  return measured >= 0 ? measured : seconds_since(wait_began);
+}
 }  // namespace
 
 DataParallelLayout::~DataParallelLayout() {
@@ -113,7 +119,7 @@ void DataParallelLayout::wait_all() {
   for (auto& p : pending_) {
     const auto t0 = Clock::now();
     p.work->wait();
-    times_.exposed_s += seconds_since(t0);
+    times_.exposed_s += exposed(*p.work, t0);
     times_.total_s += p.work->busy_seconds();
     if (p.on_done) p.on_done();
   }
@@ -141,7 +147,7 @@ void DataParallelLayout::require_values(std::size_t u) {
   if (it != pending_gathers_.end()) {
     const auto t0 = Clock::now();
     it->second->wait();
-    times_.exposed_s += seconds_since(t0);
+    times_.exposed_s += exposed(*it->second, t0);
     times_.total_s += it->second->busy_seconds();
     pending_gathers_.erase(it);
   }

@@ -88,6 +88,13 @@ class Backend : public Plugin {
   virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                             const Tensor& v, std::int64_t N, float lr, float beta1, float beta2,
                             float eps, float weight_decay, std::int64_t t) = 0;
+
+  // --- for plugins that share the device with the backend (the nccl comm plugin) ---
+  // The queue every op above is issued to, as the native handle (cudaStream_t for cuda),
+  // and the device it belongs to; null and -1 for a backend without one (cpu). Work ordered
+  // after this stream sees the results of every op issued so far.
+  virtual void* native_stream() { return nullptr; }
+  virtual int native_device() const { return -1; }
 };
 
 }  // namespace trainer

@@ -1,6 +1,8 @@
 // Collective communication between ranks: a Communicator per process group (one per mesh
 // axis), made by a comm plugin (gloo on CPU, nccl on GPU). Operations are issued in program
 // order and run asynchronously; wait() on the handle blocks and rethrows failures.
+// Device tensors (nccl): an operation starts after the work already issued to the backend's
+// stream, and after wait() the backend's later work sees its result.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -30,6 +32,11 @@ class CommWork {
   // Seconds the operation itself took on the communication thread (valid after wait()):
   // with the caller's waiting time this separates total from exposed communication.
   virtual double busy_seconds() const = 0;
+  // Seconds the caller's compute was held up by this operation, when the plugin measures it
+  // itself (valid after wait()); negative when it does not, and the caller's own waiting
+  // time is the measure. A device comm plugin needs it: its wait() also waits for compute
+  // queued before the operation, which the caller's clock would count as communication.
+  virtual double exposed_seconds() const { return -1.0; }
 };
 
 struct GroupSpec {

@@ -1,5 +1,7 @@
 #include "engine/resolve_recipe.hpp"
 
+#include <string>
+
 #include "engine/components.hpp"
 #include "plugin/registry.hpp"
 #include "recipe/diagnostics.hpp"
@@ -10,8 +12,19 @@ namespace trainer {
 
 namespace {
 
+// The recipe's backend plugin name (`backend: cuda` or `backend: {plugin: cuda}`), or "".
+std::string backend_plugin(const ConfigNode& recipe) {
+  if (!recipe.has("backend")) return "";
+  const auto& b = recipe.at("backend");
+  if (b.is_scalar()) return b.text();
+  if (b.is_map() && b.has("plugin") && b.at("plugin").is_scalar()) return b.at("plugin").text();
+  return "";
+}
+
 // A job of several processes needs a comm plugin; one process needs none, and must not
-// fail for want of one. Values that do not parse are left for validation to report.
+// fail for want of one. Device tensors need a device comm plugin: nccl for backend cuda
+// (validation then says so if this build has no nccl plugin), gloo otherwise. Values that
+// do not parse are left for validation to report.
 void default_comm_for_multi_rank(ConfigNode& recipe) {
   if (!recipe.is_map() || recipe.has("comm") || !recipe.has("launch") || !recipe.at("launch").is_map()) return;
   std::int64_t world = 1;
@@ -22,7 +35,10 @@ void default_comm_for_multi_rank(ConfigNode& recipe) {
   } catch (const ConfigError&) {
     return;
   }
-  if (world > 1) recipe["comm"] = ConfigNode::scalar("gloo", recipe::default_origin());
+  if (world > 1) {
+    const char* comm = backend_plugin(recipe) == "cuda" ? "nccl" : "gloo";
+    recipe["comm"] = ConfigNode::scalar(comm, recipe::default_origin());
+  }
 }
 
 }  // namespace

@@ -1,0 +1,186 @@
+// comm: nccl — collectives between GPUs over NCCL, one process per GPU. connect(): group rank
+// 0 makes the NCCL unique id and publishes it in the job's store under a per-connect key;
+// every member then joins one non-blocking NCCL communicator for the group (one per mesh
+// axis group), on the cuda backend's device, polled so that a missing member is a CommError
+// after the timeout rather than a hang.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include "nccl_communicator.hpp"
+#include "trainer/backend.hpp"
+#include "trainer/comm.hpp"
+
+namespace {
+
+using trainer::CommError;
+using Clock = std::chrono::steady_clock;
+
+// "nccl/<group>/<generation>/": the generation is this rank's connect count for the group,
+// kept in the store so that a reconnect (or a restarted process) never reads an old id.
+// Every member connects the same number of times, so all members of one connect agree.
+std::string connect_prefix(trainer::Store& store, const std::string& group, int global_rank) {
+  std::string counter = "nccl/";
+  counter += group;
+  counter += "/connects/";
+  counter += std::to_string(global_rank);
+  const std::int64_t generation = store.add(counter, 1);
+  std::string prefix = "nccl/";
+  prefix += group;
+  prefix += "/";
+  prefix += std::to_string(generation);
+  prefix += "/";
+  return prefix;
+}
+
+class NcclBackend final : public trainer::CommBackend {
+ public:
+  NcclBackend(trainer::Backend& backend, std::chrono::milliseconds timeout_cap)
+      : backend_(backend), timeout_cap_(timeout_cap) {}
+
+  std::unique_ptr<trainer::Communicator> connect(const trainer::GroupSpec& spec, trainer::Store& store) override {
+    const auto it = std::find(spec.ranks.begin(), spec.ranks.end(), spec.global_rank);
+    const int size = static_cast<int>(spec.ranks.size());
+    const int rank = static_cast<int>(it - spec.ranks.begin());
+    std::string where = "nccl: group '";
+    where += spec.name;
+    where += "'";
+    if (spec.name.empty()) throw CommError("nccl: connect: the group has no name (store keys need one)");
+    if (it == spec.ranks.end()) {
+      where += ": connect: global rank ";
+      where += std::to_string(spec.global_rank);
+      where += " is not a member";
+      throw CommError(where);
+    }
+    where += " (rank ";
+    where += std::to_string(rank);
+    where += " of ";
+    where += std::to_string(size);
+    where += ")";
+    const auto timeout = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(spec.timeout), timeout_cap_);
+    if (timeout.count() <= 0) {
+      where += ": connect: the timeout must be positive";
+      throw CommError(where);
+    }
+    const int device = backend_.native_device();
+    auto fail = [&](const std::string& why) -> CommError {
+      std::string s = where;
+      s += ": connect on cuda device ";
+      s += std::to_string(device);
+      s += " failed: ";
+      s += why;
+      return CommError(s);
+    };
+    if (const cudaError_t st = cudaSetDevice(device); st != cudaSuccess) {
+      throw fail(std::string("cudaSetDevice: ") + cudaGetErrorString(st));
+    }
+
+    ncclUniqueId id;
+    try {
+      const std::string key = connect_prefix(store, spec.name, spec.global_rank) + "id";
+      if (rank == 0) {
+        if (const ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess) {
+          throw fail(std::string("ncclGetUniqueId: ") + ncclGetErrorString(r));
+        }
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(&id);
+        store.set(key, std::vector<std::uint8_t>(bytes, bytes + sizeof id));
+      } else {
+        const auto bytes = store.get(key, timeout);
+        if (bytes.size() != sizeof id) {
+          throw fail("the NCCL id in the store has " + std::to_string(bytes.size()) + " bytes, expected " +
+                     std::to_string(sizeof id) + " (ranks built against different NCCL versions?)");
+        }
+        std::memcpy(&id, bytes.data(), sizeof id);
+      }
+    } catch (const trainer::StoreError& e) {
+      throw fail(std::string("group rank 0 did not publish the NCCL id within ") + std::to_string(timeout.count()) +
+                 " ms: " + e.what());
+    }
+
+    // Non-blocking: init and every later call return at once; we poll, so a missing member
+    // becomes a timeout instead of a hang.
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclComm_t comm = nullptr;
+    ncclResult_t r = ncclCommInitRankConfig(&comm, size, id, rank, &config);
+    const auto deadline = Clock::now() + timeout;
+    for (int spins = 0; r == ncclInProgress && comm; ++spins) {
+      if (Clock::now() > deadline) {
+        ncclCommAbort(comm);
+        throw fail("ncclCommInitRankConfig did not finish within " + std::to_string(timeout.count()) +
+                   " ms (a member never joined?)");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(spins < 100 ? 10 : 1000));
+      const ncclResult_t polled = ncclCommGetAsyncError(comm, &r);
+      if (polled != ncclSuccess) r = polled;
+    }
+    if (r != ncclSuccess) {
+      std::string why = "ncclCommInitRankConfig: ";
+      why += ncclGetErrorString(r);
+      const char* last = ncclGetLastError(comm);
+      if (last && *last) {
+        why += " (";
+        why += last;
+        why += ")";
+      }
+      if (comm) ncclCommAbort(comm);
+      throw fail(why);
+    }
+    auto group = std::make_shared<trainer::nccl_plugin::Group>(
+        spec.name, rank, size, device, static_cast<cudaStream_t>(backend_.native_stream()), comm, timeout);
+    auto word = backend_.allocate({1}, trainer::DType::i32);
+    backend_.fill_zero(word);
+    return std::make_unique<trainer::nccl_plugin::NcclCommunicator>(std::move(group), std::move(word));
+  }
+
+ private:
+  trainer::Backend& backend_;
+  std::chrono::milliseconds timeout_cap_;
+};
+
+std::vector<trainer::KeySpec> keys() {
+  using trainer::KeyType;
+  return {
+      {"timeout_s", KeyType::number, "300",
+       "upper bound in seconds on every group's timeout: the rendezvous, the communicator's creation and each "
+       "wait for an operation fail after it, and the communicator is aborted",
+       false, 0.1, {}, {}},
+      {"nvls", KeyType::boolean, "false",
+       "NVLink SHARP (multicast) collectives; false sets NCCL_NVLS_ENABLE=0 unless the environment sets it "
+       "(some shared machines must never use multicast)",
+       false, {}, {}, {}},
+  };
+}
+
+std::unique_ptr<trainer::Plugin> create(const trainer::PluginContext& ctx) {
+  if (!ctx.backend || ctx.backend->device() != trainer::Device::cuda || !ctx.backend->native_stream() ||
+      ctx.backend->native_device() < 0) {
+    std::string s = "comm nccl: needs backend cuda (a device stream to order its collectives with), but the backend is ";
+    s += ctx.backend ? ctx.backend->name() : "none";
+    s += "; use comm: gloo with backend: cpu";
+    throw std::runtime_error(s);
+  }
+  // Read by NCCL when it initialises, i.e. at the first connect, after this.
+  if (!ctx.config.get_bool("nvls")) setenv("NCCL_NVLS_ENABLE", "0", 0);
+  const double seconds = ctx.config.get_double("timeout_s");
+  const auto cap = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(seconds * 1000.0)));
+  return std::make_unique<NcclBackend>(*ctx.backend, cap);
+}
+
+const trainer::PluginDescriptor kDescriptor{trainer::kAbiVersion, trainer::PluginKind::comm, "nccl", "0.1.0",
+                                            "GPU collectives over NCCL, one process per GPU (needs backend cuda)",
+                                            &create, &keys};
+
+}  // namespace
+
+TRAINER_PLUGIN(kDescriptor)
