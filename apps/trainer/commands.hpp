@@ -15,6 +15,7 @@ int data_command(const Args& args);
 int reference_command(const Args& args);
 int sweep_command(const Args& args);
 int checkpoint_command(const Args& args);
+int sample_command(const Args& args);
 
 // Splits `RECIPE [key=value ...] [--flag ...]`; returns false (after printing why) on bad usage.
 struct RecipeArgs {

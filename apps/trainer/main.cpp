@@ -22,6 +22,8 @@ commands:
                                          run a grid of recipe variants and check expectations
   checkpoint inspect DIR [--verify] [--json]
                                          print a checkpoint's manifest (DIR: step-N/ or the folder)
+  sample RUN_DIR --prompt TEXT [--tokens N] [--temperature T] [--top-k K] [--seed S]
+         [--checkpoint STEP]           generate text from a run's newest good checkpoint
   data prepare --out DIR [--val-fraction F] FILE...
                                          turn text files into byte-level train/val shards
   data synth --out DIR [--vocab N] [--order N] [--branching N] [--train-tokens N]
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
     if (command == "reference") return trainer::cli::reference_command(args);
     if (command == "sweep") return trainer::cli::sweep_command(args);
     if (command == "checkpoint") return trainer::cli::checkpoint_command(args);
+    if (command == "sample") return trainer::cli::sample_command(args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
     return 1;

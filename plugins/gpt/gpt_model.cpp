@@ -201,4 +201,13 @@ double GptModel::head_forward_backward(const trainer::StepContext&, BatchShape s
   return sum;
 }
 
+// The forward half of head_forward_backward, stopping at the logits.
+void GptModel::head_logits(const trainer::StepContext&, BatchShape s, const Tensor& x, const Tensor& logits,
+                           trainer::BlockActivations& acts) {
+  const int B = s.B, T = s.T, C = cfg_.d_model, V = cfg_.vocab, N = B * T;
+  Tensor lnf = acts.scratch({B, T, C}), mf = acts.scratch({B, T}), rf = acts.scratch({B, T});
+  be_.layernorm_forward(lnf, mf, rf, x, w(lnf_w_), w(lnf_b_), N, C);
+  be_.matmul_forward(logits, lnf, w(head_w_), Tensor(), N, C, V);
+}
+
 }  // namespace gpt

@@ -45,6 +45,8 @@ class GptModel final : public trainer::Model {
   double head_forward_backward(const trainer::StepContext& ctx, trainer::BatchShape s,
                                const trainer::Tensor& x, const trainer::Tensor& targets, float dloss,
                                const trainer::Tensor& dx, trainer::BlockActivations& acts) override;
+  void head_logits(const trainer::StepContext& ctx, trainer::BatchShape s, const trainer::Tensor& x,
+                   const trainer::Tensor& logits, trainer::BlockActivations& acts) override;
 
  private:
   // Indices into the parameter store of one block's tensors.

@@ -86,6 +86,10 @@ class Model : public Plugin {
   virtual double head_forward_backward(const StepContext& ctx, BatchShape shape, const Tensor& x,
                                        const Tensor& targets, float dloss, const Tensor& dx,
                                        BlockActivations& acts) = 0;
+  // Inference (sampling): writes the next-token logits for every position of x into
+  // `logits` (f32 [B,T,vocab_size()]). The default throws: a model that cannot sample.
+  virtual void head_logits(const StepContext& ctx, BatchShape shape, const Tensor& x, const Tensor& logits,
+                           BlockActivations& acts);
 };
 
 }  // namespace trainer
