@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,9 +12,11 @@
 #include "commands.hpp"
 #include "engine/resolve_recipe.hpp"
 #include "engine/trainer.hpp"
+#include "launch/elastic.hpp"
 #include "launch/launch_config.hpp"
 #include "launch/supervisor.hpp"
 #include "launch/tcp_store.hpp"
+#include "launch/worker_health.hpp"
 #include "recipe/diagnostics.hpp"
 #include "recipe/print.hpp"
 #include "recipe/recipe.hpp"
@@ -128,25 +131,82 @@ int restart_limit(const ConfigNode& recipe) {
   return failure.has("max_restarts") ? 1 + static_cast<int>(failure.get_int("max_restarts")) : 1;
 }
 
+std::chrono::milliseconds seconds_key(const ConfigNode& section, const char* key) {
+  return std::chrono::milliseconds(std::llround(1000.0 * section.get_double(key)));
+}
+
+// The job after the policy excluded a rank: one process fewer, the data-parallel degree
+// recomputed, faults following their slots; validated before anything starts.
+struct Shrunk {
+  std::vector<std::string> overrides;  // appended to the job's own
+  bool ok = false;
+};
+Shrunk shrink(const RecipeArgs& job, const ConfigNode& recipe, const launch::ElasticSlots& slots, int nnodes) {
+  Shrunk out;
+  out.overrides = {"parallel.dp=auto"};
+  const std::string faults = launch::faults_override(recipe, slots);
+  if (!faults.empty()) out.overrides.push_back(faults);
+  RecipeArgs check = job;
+  for (const auto& o : out.overrides) check.overrides.push_back(o);
+  check.overrides.push_back("launch.nproc=" + std::to_string(slots.size()));
+  check.overrides.push_back("launch.nnodes=" + std::to_string(nnodes));
+  try {
+    load_and_validate_recipe(check.recipe, check.overrides);
+    out.ok = true;
+  } catch (const recipe::RecipeError& e) {
+    fmt::print(stderr, "trainer: elastic: the job cannot continue on {} process(es):\n{}", slots.size(),
+               recipe::format_diagnostics(e.diagnostics));
+  }
+  return out;
+}
+
 // Runs the job under the supervisor; after a worker failure the failure policy decides
-// whether to start it again. TRAINER_ATTEMPT tells the workers which attempt they are in
-// (faults fire in attempt 0 only); they resume from the newest checkpoint on their own.
-int supervise_with_policy(const launch::LaunchConfig& config, const std::vector<std::string>& worker_argv,
-                          FailurePolicy& policy, int attempts) {
+// whether to start it again, and (elastic) without which rank. TRAINER_ATTEMPT tells the
+// workers which attempt they are in (faults fire in attempt 0 only, unless `attempts: all`);
+// they resume from the newest checkpoint on their own, resharded to the current degree.
+int supervise_with_policy(launch::LaunchConfig config, const std::vector<std::string>& worker_argv,
+                          FailurePolicy& policy, int attempts, const RecipeArgs& job, const ConfigNode& recipe) {
+  launch::ElasticSlots slots(config.nproc * config.nnodes);
+  std::vector<std::string> extra;  // overrides of an elastic shrink
   for (int attempt = 0;; ++attempt) {
     ::setenv("TRAINER_ATTEMPT", std::to_string(attempt).c_str(), 1);
     WorkerFailure failure{-1, 0, attempt};
     launch::SupervisorOptions options;
+    const ConfigNode& watchdog = recipe.at("watchdog");
+    options.heartbeat_timeout = seconds_key(watchdog, "heartbeat_timeout_s");
+    std::vector<std::string> argv = worker_argv;
+    argv.insert(argv.end(), extra.begin(), extra.end());
     options.on_worker_failure = [&failure](int rank, int code) {
       failure.rank = rank;
       failure.exit_code = code;
     };
-    const int code = launch::supervise(config, worker_argv, options);
+    const int code = launch::supervise(config, argv, options);
     // 0: done; 130/143: the user stopped it; 2: the recipe is at fault, and would be again.
     if (code == 0 || code == 130 || code == 143 || code == 2 || failure.rank < 0) return code;
-    if (policy.on_worker_failure(failure) != FailureAction::restart) return code;
-    fmt::print(stderr, "trainer: restarting the job (attempt {} of {}) after rank {} exited with status {}\n",
-               attempt + 2, attempts, failure.rank, failure.exit_code);
+    const FailureAction action = policy.on_worker_failure(failure);
+    if (action == FailureAction::abort) return code;
+    if (action == FailureAction::exclude) {
+      if (config.nnodes > 1 || slots.size() < 2) {
+        fmt::print(stderr, "trainer: elastic: cannot leave out rank {}: {}\n", failure.rank,
+                   config.nnodes > 1 ? "shrinking a job over several nodes is not supported"
+                                     : "it is the last rank");
+        return code;
+      }
+      launch::ElasticSlots fewer = slots;
+      const int slot = fewer.exclude(failure.rank);
+      Shrunk next = shrink(job, recipe, fewer, config.nnodes);
+      if (!next.ok) return code;
+      slots = fewer;
+      extra = next.overrides;
+      config.nproc = slots.size();
+      fmt::print(stderr,
+                 "trainer: elastic: rank {} (launch slot {}) failed in consecutive attempts; restarting the job "
+                 "without it at data-parallel degree {} (attempt {} of {})\n",
+                 failure.rank, slot, slots.size(), attempt + 2, attempts);
+    } else {
+      fmt::print(stderr, "trainer: restarting the job (attempt {} of {}) after rank {} exited with status {}\n",
+                 attempt + 2, attempts, failure.rank, failure.exit_code);
+    }
     std::fflush(stderr);
     const double wait_s = policy.backoff_seconds(attempt + 1);
     if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
@@ -177,6 +237,9 @@ int run_command(const Args& args) {
     ConfigNode recipe;
     if (!resolve_or_report(worker, recipe)) return 2;
     launch::TcpStoreClient store(id->store_addr, id->store_port);
+    // Heartbeats from now on, and this rank's flight record if a collective fails or hangs.
+    const launch::WorkerHealth health(*id, seconds_key(recipe.at("watchdog"), "heartbeat_interval_s"),
+                                      std::filesystem::path(recipe.at("output").get_string("dir")) / "flight");
     options.rank = RankContext{id->rank, id->world_size, &store};
     const int code = train_process(recipe, options);
     // The store lives as long as node 0's supervisor, which ends when node 0's workers
@@ -215,7 +278,7 @@ int run_command(const Args& args) {
   }
   const std::string& policy_name = recipe.at("failure").get_string("plugin");
   // Under `restart` even one process runs under a supervisor, which can start it again.
-  if (config.nproc * config.nnodes == 1 && policy_name != "restart") return train_process(recipe, options);
+  if (config.nproc * config.nnodes == 1 && policy_name == "abort") return train_process(recipe, options);
   std::vector<std::string> worker_argv{std::filesystem::read_symlink("/proc/self/exe").string(), "run", a.recipe};
   worker_argv.insert(worker_argv.end(), a.overrides.begin(), a.overrides.end());
   worker_argv.insert(worker_argv.end(), a.flags.begin(), a.flags.end());
@@ -224,7 +287,7 @@ int run_command(const Args& args) {
                config.nnodes, config.nproc * config.nnodes);
     std::fflush(stdout);
   }
-  return supervise_with_policy(config, worker_argv, *policy, restart_limit(recipe));
+  return supervise_with_policy(config, worker_argv, *policy, restart_limit(recipe), a, recipe);
 }
 
 }  // namespace trainer::cli

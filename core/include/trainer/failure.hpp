@@ -11,7 +11,8 @@ struct WorkerFailure {
   int attempt = 0;    // 0-based attempt of the job that failed
 };
 
-enum class FailureAction { abort, restart };
+// exclude: restart the job without the failed rank, at a smaller data-parallel degree (elastic).
+enum class FailureAction { abort, restart, exclude };
 
 class FailurePolicy : public Plugin {
  public:

@@ -13,9 +13,17 @@ std::vector<Fault> parse_faults(const ConfigNode& recipe) {
     f.rank = static_cast<int>(item.get_int("rank"));
     const std::string& kind = item.get_string("kind");
     f.kind = kind == "kill" ? Fault::Kind::kill : kind == "nan" ? Fault::Kind::nan : Fault::Kind::slow;
+    if (kind == "hang") f.kind = Fault::Kind::hang;
+    f.every_attempt = item.has("attempts") && item.get_string("attempts") == "all";
     f.seconds = item.get_double("seconds");
     faults.push_back(f);
   }
+  return faults;
+}
+
+std::vector<Fault> faults_for_attempt(std::vector<Fault> faults, int attempt) {
+  if (attempt == 0) return faults;
+  std::erase_if(faults, [](const Fault& f) { return !f.every_attempt; });
   return faults;
 }
 

@@ -10,16 +10,19 @@ namespace trainer {
 
 // One injected fault of the recipe's `faults` list.
 struct Fault {
-  enum class Kind { kill, nan, slow };
+  enum class Kind { kill, nan, slow, hang };
   std::int64_t step = 0;  // 1-based, as logged
   int rank = 0;
   Kind kind = Kind::kill;
   double seconds = 1;  // slow only
+  bool every_attempt = false;  // attempts: all (fires again after a restart)
 };
 
 // The validated recipe's faults (empty without a `faults` section).
 std::vector<Fault> parse_faults(const ConfigNode& recipe);
-// The job's attempt from TRAINER_ATTEMPT (0 when unset): faults fire only in attempt 0.
+// The faults that fire in `attempt`: all of them in attempt 0, later only `attempts: all`.
+std::vector<Fault> faults_for_attempt(std::vector<Fault> faults, int attempt);
+// The job's attempt from TRAINER_ATTEMPT (0 when unset).
 int job_attempt();
 
 }  // namespace trainer

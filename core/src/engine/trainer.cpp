@@ -14,6 +14,9 @@
 #include <thread>
 
 #include "checkpoint/checkpointer.hpp"
+#include "comm/flight_recorder.hpp"
+#include "comm/watchdog.hpp"
+#include "comm/watched_communicator.hpp"
 #include "data/synth.hpp"
 #include "engine/components.hpp"
 #include "plugin/registry.hpp"
@@ -48,12 +51,15 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   seed_ = static_cast<std::uint64_t>(train.get_int("seed"));
   grad_clip_ = train.get_double("grad_clip");
   if (const auto policy = create_failure_policy(recipe_)) max_bad_steps_ = policy->max_consecutive_bad_steps();
-  if (job_attempt() == 0) faults_ = parse_faults(recipe_);
+  faults_ = faults_for_attempt(parse_faults(recipe_), job_attempt());
   schedule_ = LrSchedule{opt.get_double("lr"), opt.get_double("min_lr"), opt.get_int("warmup_steps"), steps_,
                          opt.get_string("decay")};
 
   if (mesh_.world() > 1) {
     if (!options_.rank.store) throw std::logic_error("a multi-rank Trainer needs the job's store");
+    const auto collective_timeout = std::chrono::milliseconds(
+        std::llround(1000.0 * recipe_.at("watchdog").get_double("collective_timeout_s")));
+    watchdog_ = comm::process_watchdog(collective_timeout);
     // One communicator per mesh axis of more than one rank; a whole-job one when the
     // world is more than the dp axis (the data barrier below must hold every rank).
     const auto connect = [&](const std::string& name, std::vector<int> ranks) {
@@ -61,7 +67,9 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
       spec.name = name;
       spec.ranks = std::move(ranks);
       spec.global_rank = rank_;
-      return components_.comm->connect(spec, *options_.rank.store);
+      spec.timeout = collective_timeout;
+      // Every operation is recorded and watched; a failure or a hang ends this process.
+      return comm::watch_for_process(components_.comm->connect(spec, *options_.rank.store));
     };
     if (mesh_.size(Axis::dp) > 1) dp_ = connect(mesh_.group_name(Axis::dp, rank_), mesh_.group(Axis::dp, rank_));
     if (mesh_.size(Axis::tp) > 1) tp_ = connect(mesh_.group_name(Axis::tp, rank_), mesh_.group(Axis::tp, rank_));
@@ -219,6 +227,7 @@ void Trainer::inject_nan_gradient() {
 }
 
 StepResult Trainer::train_step() {
+  comm::FlightRecorder::process().set_step(step_ + 1);  // what the flight record says each op belongs to
   auto& layout = *components_.layout;
   const std::size_t n = static_cast<std::size_t>(shape_.B) * static_cast<std::size_t>(shape_.T);
   std::vector<std::int32_t> inputs(n), targets(n);

@@ -23,6 +23,9 @@
 namespace trainer::checkpoint {
 class Checkpointer;
 }
+namespace trainer::comm {
+class Watchdog;
+}
 
 namespace trainer {
 
@@ -122,6 +125,7 @@ class Trainer {
   Components components_;
   std::unique_ptr<ParameterStore> params_;
   std::unique_ptr<Communicator> dp_, tp_, pp_, world_;  // world_: only when tp × pp > 1
+  std::unique_ptr<comm::Watchdog> watchdog_;  // after the communicators: destroyed before them
   std::unique_ptr<ForwardBackward> pass_;
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "checkpoint/checkpointer.hpp"
+#include "comm/flight_recorder.hpp"
 #include "data/synth.hpp"
 #include "engine/components.hpp"
 #include "plugin/registry.hpp"
@@ -66,6 +67,12 @@ TrainSummary Trainer::run() {
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
   std::int64_t bad_steps = 0;  // consecutive skipped steps
   while (step_ < steps_ && (options_.stop_after < 0 || step_ < options_.stop_after)) {
+    comm::FlightRecorder::process().set_step(step_ + 1);  // also for what happens before train_step
+    if (const Fault* f = fault_at(Fault::Kind::hang, step_ + 1, rank_)) {
+      fmt::print(stderr, "fault: rank {} hangs before its first collective of step {}\n", f->rank, f->step);
+      std::fflush(stderr);
+      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // until the job stops it
+    }
     if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, rank_)) {
       fmt::print(stderr, "fault: rank {} kills itself at the start of step {}\n", f->rank, f->step);
       std::fflush(stdout);

@@ -9,12 +9,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <map>
 #include <optional>
+#include <thread>
 
+#include "comm/process_abort.hpp"
+#include "launch/hang_diagnosis.hpp"
 #include "launch/line_sink.hpp"
 #include "launch/net.hpp"
 #include "launch/signal_relay.hpp"
 #include "launch/tcp_store.hpp"
+#include "launch/worker_health.hpp"
 #include "launch/worker_spawn.hpp"
 
 namespace trainer::launch {
@@ -79,7 +85,46 @@ struct Worker {
   pid_t pid = -1;
   bool running = true;
   Stream out, err;
+  std::int64_t beats = 0;         // the last heartbeat count seen
+  Clock::time_point last_beat{};  // when it changed (at first: the start)
 };
+
+// The state letter of /proc/<pid>/stat: R, S, D, T (stopped), t, Z (exited, not reaped)...
+char process_state(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() ? text[paren + 2] : '?';
+}
+
+// After a collective failure: asks every rank for its flight record (the failed one has
+// already), waits for those of local workers that can still write one, and diagnoses.
+std::string collect_and_diagnose(Store& store, const std::vector<Worker>& workers, int world,
+                                 std::chrono::milliseconds wait) {
+  store.set(kFlightRequestKey, {});
+  const auto deadline = Clock::now() + wait;
+  for (;;) {
+    bool pending = false;
+    for (const auto& w : workers) {
+      if (!w.running || store.check({flight_key(w.rank)})) continue;
+      const char state = process_state(w.pid);
+      pending = pending || (state != 'Z' && state != 'T' && state != 't' && state != '?');
+    }
+    if (!pending || Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::map<int, comm::FlightRecord> records;
+  for (int r = 0; r < world; ++r) {
+    if (!store.check({flight_key(r)})) continue;
+    const auto bytes = store.get(flight_key(r), std::chrono::milliseconds(1000));
+    try {
+      records.emplace(r, comm::decode_flight_record(std::string(bytes.begin(), bytes.end())));
+    } catch (const std::exception&) {
+      // unreadable: diagnosed as a rank without a record
+    }
+  }
+  return diagnose_collectives(records, world);
+}
 
 // Owns the started workers. If supervise() leaves by an exception, none may survive it.
 struct WorkerSet {
@@ -170,6 +215,7 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
     Worker& w = set.workers.emplace_back();
     w.rank = id.rank;
     w.pid = spawned.pid;
+    w.last_beat = Clock::now();
     std::string prefix = fmt::format("[rank {}] ", id.rank);
     w.out.fd = std::move(spawned.out);
     w.err.fd = std::move(spawned.err);
@@ -191,6 +237,39 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
     set.signal_all(SIGTERM);
   };
 
+  // The supervisor's own connection to the store: heartbeats and flight records.
+  std::optional<TcpStoreClient> monitor;
+  auto store = [&]() -> TcpStoreClient& {
+    if (!monitor) monitor.emplace(config.master_addr, store_port, std::chrono::seconds(10));
+    return *monitor;
+  };
+  const int world = config.nproc * config.nnodes;
+  auto heartbeat_timeout = options.heartbeat_timeout;
+  auto check_heartbeats = [&] {
+    const auto now = Clock::now();
+    for (auto& w : set.workers) {
+      if (!w.running || stopping) continue;
+      const std::int64_t beats = store().add(heartbeat_key(w.rank), 0);
+      if (beats != w.beats) {
+        w.beats = beats;
+        w.last_beat = now;
+        continue;
+      }
+      const double silent = std::chrono::duration<double>(now - w.last_beat).count();
+      if (silent * 1000.0 < static_cast<double>(heartbeat_timeout.count())) continue;
+      const char state = process_state(w.pid);
+      const std::string how = state == 'T' || state == 't' ? "; the process is stopped (SIGSTOP or a debugger)"
+                              : w.beats == 0            ? "; it never sent one"
+                                                        : "";
+      ::kill(-w.pid, SIGKILL);  // a stopped process would not act on SIGTERM
+      if (options.on_worker_failure) options.on_worker_failure(w.rank, kHeartbeatLostExitCode);
+      stop(kHeartbeatLostExitCode,
+           fmt::format("rank {} (pid {}) stopped heartbeating: none for {:.1f} s (heartbeat timeout {:.1f} s){}",
+                       w.rank, w.pid, silent, static_cast<double>(heartbeat_timeout.count()) / 1000.0, how));
+      return;
+    }
+  };
+
   std::vector<pollfd> fds;
   std::vector<Stream*> streams;
   while (set.running() > 0) {
@@ -204,6 +283,9 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
         }
     // A bounded wait even when idle: a cheap safety net should a wake-up ever be lost.
     int timeout_ms = 1000;
+    if (heartbeat_timeout.count() > 0) {
+      timeout_ms = static_cast<int>(std::clamp<long long>(heartbeat_timeout.count() / 4, 10, 1000));
+    }
     if (stopping && !killed) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count() + 1;
       timeout_ms = static_cast<int>(std::clamp<long long>(left, 0, timeout_ms));
@@ -242,9 +324,26 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
         int sig = WTERMSIG(status);
         stop(128 + sig, fmt::format("rank {} (pid {}) was killed by signal {}{}", w.rank, w.pid, signal_name(sig),
                                     WCOREDUMP(status) ? " (core dumped)" : ""));
+      } else if (const int code = WEXITSTATUS(status); code == comm::kCollectiveFailureExitCode) {
+        std::string diagnosis;
+        try {
+          diagnosis = collect_and_diagnose(store(), set.workers, world, options.flight_record_wait);
+        } catch (const std::exception& e) {
+          diagnosis = fmt::format("diagnosis: none (the flight records could not be read: {})", e.what());
+        }
+        stop(code, fmt::format("rank {} (pid {}) exited with status {} (a collective timed out or failed)", w.rank,
+                               w.pid, code));
+        say(options.stderr_fd, diagnosis);
       } else {
-        int code = WEXITSTATUS(status);
         stop(code, fmt::format("rank {} (pid {}) exited with status {}", w.rank, w.pid, code));
+      }
+    }
+    if (heartbeat_timeout.count() > 0 && !stopping) {
+      try {
+        check_heartbeats();
+      } catch (const StoreError& e) {
+        say(options.stderr_fd, fmt::format("heartbeats are off: cannot read the store: {}", e.what()));
+        heartbeat_timeout = std::chrono::milliseconds(0);
       }
     }
 

@@ -59,7 +59,19 @@ struct SupervisorOptions {
   // Called once with the first failed worker's rank and exit code (128 + signal number
   // when it was killed); not called for a stop request or when every worker succeeds.
   std::function<void(int rank, int code)> on_worker_failure;
+  // Heartbeats (0: off). A running worker whose store counter "heartbeat/<rank>" has not
+  // moved for this long (counted from its start) is named, killed with SIGKILL (a stopped
+  // process cannot act on SIGTERM) and fails the job with kHeartbeatLostExitCode. Poll:
+  // a quarter of it, at most 1 s.
+  std::chrono::milliseconds heartbeat_timeout{0};
+  // A worker that exits with comm::kCollectiveFailureExitCode has dumped its flight record
+  // and asked the others to: the supervisor waits up to this long for the records of the
+  // workers that can still write one, then stops the job and prints one diagnosis.
+  std::chrono::milliseconds flight_record_wait{3000};
 };
+
+// The job's status when the supervisor stopped a worker that stopped heartbeating.
+inline constexpr int kHeartbeatLostExitCode = 5;
 
 // Throws LaunchError for an invalid configuration or a worker that cannot be started (any
 // already started are killed first), StoreError if node 0 cannot serve the store.

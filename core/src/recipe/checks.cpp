@@ -166,6 +166,17 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
                    "warmup has to end within the run"});
   }
 
+  // A heartbeat timeout shorter than two intervals would call a healthy worker dead.
+  const auto beat = accepted<double>(recipe, {"watchdog", "heartbeat_interval_s"});
+  const auto beat_timeout = accepted<double>(recipe, {"watchdog", "heartbeat_timeout_s"});
+  if (beat && beat_timeout && *beat_timeout < 2 * *beat) {
+    const ConfigNode* node = find(recipe, {"watchdog", "heartbeat_timeout_s"});
+    out.push_back({node->origin(),
+                   fmt::format("watchdog.heartbeat_timeout_s {} is less than 2 x heartbeat_interval_s ({})",
+                               node->text(), find(recipe, {"watchdog", "heartbeat_interval_s"})->text()),
+                   "a worker is declared lost after missing about two heartbeats at the least"});
+  }
+
   // Injected faults must hit a rank of this job and a step of this run.
   const ConfigNode* faults = find(recipe, {"faults"});
   const auto nproc = accepted<std::int64_t>(recipe, {"launch", "nproc"});

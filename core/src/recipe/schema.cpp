@@ -166,6 +166,17 @@ SectionSchema build_trainer_schema() {
                      "How parameters, gradients and optimizer state are placed over the data-parallel ranks."),
       plugin_section("overlap", PluginKind::overlap, "none",
                      "When gradient and parameter communication is issued."),
+      plain_section("watchdog", "Hang and death detection: the timeout of every collective, and worker heartbeats.",
+                    {
+                        Key::number("collective_timeout_s").def("300").min(0.1).max(86400)
+                            .doc("a collective not complete after this long aborts its rank, which dumps its "
+                                 "flight record; the supervisor then diagnoses the hang"),
+                        Key::number("heartbeat_interval_s").def("1").min(0.05).max(60)
+                            .doc("seconds between a worker's heartbeats through the store"),
+                        Key::number("heartbeat_timeout_s").def("30").min(0.2).max(3600)
+                            .doc("a worker without a heartbeat for this long (counted from its start) is named and "
+                                 "stopped, and the failure policy applies; at least 2 x heartbeat_interval_s"),
+                    }),
       plugin_section("failure", PluginKind::failure, "abort",
                      "What happens when a worker fails, and how many non-finite steps in a row a run tolerates."),
       list_section("faults",
@@ -174,10 +185,14 @@ SectionSchema build_trainer_schema() {
                    {
                        Key::integer("step").required().min(1).doc("the step (1-based, as logged) the fault hits"),
                        Key::integer("rank").def("0").min(0).doc("the rank it hits"),
-                       Key::string("kind").required().choices({"kill", "nan", "slow"})
+                       Key::string("kind").required().choices({"kill", "nan", "slow", "hang"})
                            .doc("kill: SIGKILL at the start of the step; nan: a NaN in the rank's gradient "
-                                "after backward; slow: a sleep before the step"),
+                                "after backward; slow: a sleep before the step; hang: the rank blocks forever "
+                                "before its first collective of the step"),
                        Key::number("seconds").def("1").min(0).doc("how long a slow fault sleeps"),
+                       Key::string("attempts").def("first").choices({"first", "all"})
+                           .doc("first: only in the job's first attempt; all: in every attempt (a rank that keeps "
+                                "failing, for the elastic policy)"),
                    }),
   };
   return root;
