@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdio>
 #include <map>
 
 #include "data/atomic_file.hpp"
@@ -93,7 +95,17 @@ void CheckpointWriter::write(std::int64_t step) {
   const auto t0 = Clock::now();
   const auto tmp = temporary_dir(step);
   ensure_directory(tmp);
-  const ShardResult mine = write_shard(tmp, options_.rank, snapshot_);
+  ShardProgress progress;
+  if (options_.kill_during_save == step) {
+    progress = [this, step](std::uint64_t written, std::uint64_t total, const std::filesystem::path& file) {
+      if (2 * written < total) return;
+      fmt::print(stderr, "fault: rank {} is killed while writing its shard of the checkpoint of step {} ({} of {} bytes "
+                 "of {} written)\n", options_.rank, step, written, total, file.string());
+      std::fflush(stderr);
+      std::raise(SIGKILL);
+    };
+  }
+  const ShardResult mine = write_shard(tmp, options_.rank, snapshot_, progress);
   if (options_.rank == 0) {
     commit(step, mine);
   } else {

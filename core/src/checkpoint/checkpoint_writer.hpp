@@ -29,6 +29,9 @@ struct WriterOptions {
   std::string nonce;        // names this job's temporaries; the same on every rank
   std::chrono::milliseconds peer_timeout{std::chrono::minutes(30)};
   Manifest header;          // seed, world, layout, recipe; step and contents are filled per save
+  // Fault injection (faults: kind kill_during_save): SIGKILL this process once the shard of
+  // this step's save is half written, leaving a partial temporary and no commit.
+  std::optional<std::int64_t> kill_during_save;
 };
 
 struct WriteReport {

@@ -128,6 +128,7 @@ Checkpointer::Checkpointer(const CheckpointSettings& settings, Backend& backend,
   w.store_prefix = prefix;
   w.nonce = nonce;
   w.header = std::move(header);
+  w.kill_during_save = settings_.kill_during_save;
   writer_ = std::make_unique<CheckpointWriter>(std::move(w));
   if (settings_.every > 0) {
     // The host buffer lives from save to save; touching it now keeps its page faults out of

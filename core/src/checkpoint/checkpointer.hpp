@@ -28,6 +28,7 @@ struct CheckpointSettings {
   int keep = 3;
   bool async = true;
   bool resume = true;      // resume: auto
+  std::optional<std::int64_t> kill_during_save;  // fault injection: see WriterOptions
   // The recipe's `checkpoint` section; dir "" means <output.dir>/checkpoints.
   static CheckpointSettings from_recipe(const ConfigNode& recipe);
 };

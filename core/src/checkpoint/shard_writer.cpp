@@ -38,7 +38,8 @@ void write_all(int fd, const std::filesystem::path& path, const void* data, std:
 
 std::string shard_file_name(int rank) { return fmt::format("rank-{:05}.bin", rank); }
 
-ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapshot& snapshot) {
+ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapshot& snapshot,
+                        const ShardProgress& progress) {
   ShardResult r;
   r.file.file = shard_file_name(rank);
   const auto path = dir / r.file.file;
@@ -46,6 +47,7 @@ ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapsh
   if (fd < 0) fail(path, "cannot create", errno);
   std::uint64_t offset = 0;
   std::size_t at = 0;
+  const std::uint64_t total = static_cast<std::uint64_t>(snapshot.data.size()) * sizeof(float);
   for (const auto& s : snapshot.slices) {
     const float* p = snapshot.data.data() + at;
     const std::size_t bytes = static_cast<std::size_t>(s.numel()) * sizeof(float);
@@ -53,6 +55,7 @@ ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapsh
     r.chunks.push_back({s, Chunk{r.file.file, offset, s.begin, s.end, xxh64(p, bytes)}});
     offset += bytes;
     at += static_cast<std::size_t>(s.numel());
+    if (progress) progress(offset, total, path);
   }
   if (::fsync(fd) != 0) {
     const int err = errno;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,13 @@ struct ShardResult {
 
 std::string shard_file_name(int rank);  // "rank-00003.bin"
 
+// Called after each slice is written with (bytes written, bytes in the shard) and the file.
+using ShardProgress = std::function<void(std::uint64_t, std::uint64_t, const std::filesystem::path&)>;
+
 // Writes <dir>/<shard_file_name(rank)>, fsyncs it and returns where each slice went.
-ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapshot& snapshot);
+// `progress` (fault injection: kill_during_save) sees the write advance slice by slice.
+ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapshot& snapshot,
+                        const ShardProgress& progress = {});
 
 std::string encode(const ShardResult& r);
 ShardResult decode_shard_result(const std::string& text);  // throws std::runtime_error

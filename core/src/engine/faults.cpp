@@ -14,6 +14,8 @@ std::vector<Fault> parse_faults(const ConfigNode& recipe) {
     const std::string& kind = item.get_string("kind");
     f.kind = kind == "kill" ? Fault::Kind::kill : kind == "nan" ? Fault::Kind::nan : Fault::Kind::slow;
     if (kind == "hang") f.kind = Fault::Kind::hang;
+    if (kind == "corrupt") f.kind = Fault::Kind::corrupt;
+    if (kind == "kill_during_save") f.kind = Fault::Kind::kill_during_save;
     f.every_attempt = item.has("attempts") && item.get_string("attempts") == "all";
     f.seconds = item.get_double("seconds");
     faults.push_back(f);

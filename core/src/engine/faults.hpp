@@ -10,7 +10,7 @@ namespace trainer {
 
 // One injected fault of the recipe's `faults` list.
 struct Fault {
-  enum class Kind { kill, nan, slow, hang };
+  enum class Kind { kill, nan, slow, hang, corrupt, kill_during_save };
   std::int64_t step = 0;  // 1-based, as logged
   int rank = 0;
   Kind kind = Kind::kill;

@@ -115,8 +115,12 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets) {
   header.world = dp_size_;
   header.layout = recipe_.at("layout").get_string("plugin");
   header.recipe = recipe::print_recipe(recipe_);
+  auto settings = checkpoint::CheckpointSettings::from_recipe(recipe_);
+  for (const auto& f : faults_) {
+    if (f.kind == Fault::Kind::kill_during_save && f.rank == rank_) settings.kill_during_save = f.step;
+  }
   checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
-      checkpoint::CheckpointSettings::from_recipe(recipe_), *components_.backend,
+      settings, *components_.backend,
       checkpoint::bind_state(*params_, targets, *components_.optimizer),
       checkpoint::RankInfo{dp_rank_, dp_size_, options_.rank.store, dp_size_ > 1 && coverage > 1.5}, std::move(header));
   if (const auto& from = checkpointer_->resume_point()) {

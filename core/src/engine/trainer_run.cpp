@@ -18,6 +18,7 @@
 #include "checkpoint/checkpointer.hpp"
 #include "comm/flight_recorder.hpp"
 #include "data/synth.hpp"
+#include "engine/checkpoint_faults.hpp"
 #include "engine/components.hpp"
 #include "plugin/registry.hpp"
 #include "recipe/print.hpp"
@@ -72,6 +73,9 @@ TrainSummary Trainer::run() {
       fmt::print(stderr, "fault: rank {} hangs before its first collective of step {}\n", f->rank, f->step);
       std::fflush(stderr);
       for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // until the job stops it
+    }
+    if (const Fault* f = fault_at(Fault::Kind::corrupt, step_ + 1, rank_)) {
+      corrupt_newest_checkpoint(*checkpointer_, dp_rank_, f->step);  // before a kill of the same step
     }
     if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, rank_)) {
       fmt::print(stderr, "fault: rank {} kills itself at the start of step {}\n", f->rank, f->step);

@@ -206,6 +206,20 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
                        fmt::format("faults[{}].step {} is after the last step (train.steps {})", i, *step, *steps),
                        "steps are counted from 1, as logged"});
       }
+      // Checkpoint faults need checkpoints; kill_during_save needs a save after its step.
+      const std::string kind = fault.has("kind") && fault.at("kind").is_scalar() ? fault.at("kind").text() : "";
+      const auto save_every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
+      if ((kind == "corrupt" || kind == "kill_during_save") && save_every && *save_every == 0) {
+        out.push_back({fault.at("kind").origin(),
+                       fmt::format("faults[{}]: a {} fault needs checkpoints, but checkpoint.every is 0", i, kind),
+                       "set checkpoint.every"});
+      } else if (kind == "kill_during_save" && save_every && step && steps && *step % *save_every != 0 &&
+                 *step != *steps) {
+        out.push_back({fault.at("step").origin(),
+                       fmt::format("faults[{}]: no checkpoint is saved after step {} (checkpoint.every {})", i,
+                                   *step, *save_every),
+                       fmt::format("use a multiple of {}, or the last step {}", *save_every, *steps)});
+      }
     }
   }
 

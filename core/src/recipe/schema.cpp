@@ -185,10 +185,13 @@ SectionSchema build_trainer_schema() {
                    {
                        Key::integer("step").required().min(1).doc("the step (1-based, as logged) the fault hits"),
                        Key::integer("rank").def("0").min(0).doc("the rank it hits"),
-                       Key::string("kind").required().choices({"kill", "nan", "slow", "hang"})
+                       Key::string("kind").required().choices({"kill", "nan", "slow", "hang", "corrupt", "kill_during_save"})
                            .doc("kill: SIGKILL at the start of the step; nan: a NaN in the rank's gradient "
                                 "after backward; slow: a sleep before the step; hang: the rank blocks forever "
-                                "before its first collective of the step"),
+                                "before its first collective of the step; corrupt: at the start of the step, one "
+                                "byte of the rank's shard of the newest committed checkpoint flipped; "
+                                "kill_during_save: SIGKILL while the rank's shard of the save after the step is "
+                                "half written"),
                        Key::number("seconds").def("1").min(0).doc("how long a slow fault sleeps"),
                        Key::string("attempts").def("first").choices({"first", "all"})
                            .doc("first: only in the job's first attempt; all: in every attempt (a rank that keeps "
