@@ -178,30 +178,29 @@ class CpuBackend final : public Backend {
     cpu::matmul_backward(f32(dinp), f32(dweight), f32(dbias), f32(dout), f32(inp), f32(weight), N, C, OC);
   }
 
-  void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int B, int T,
+  void attention_forward(const Tensor& out, const Tensor& stats, const Tensor& qkv, int B, int T,
                          int C, int NH) override {
     const char* op = "attention_forward";
     check_attention_dims(op, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
     kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "att", att, static_cast<std::int64_t>(B) * NH * T * T, "B*NH*T*T");
+    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
     kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
-    cpu::attention_forward(f32(out), f32(att), f32(qkv), B, T, C, NH);
+    cpu::attention_forward(f32(out), f32(stats), f32(qkv), B, T, C, NH);
   }
 
-  void attention_backward(const Tensor& dqkv, const Tensor& datt, const Tensor& dout,
-                          const Tensor& qkv, const Tensor& att, int B, int T, int C,
+  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                          const Tensor& out, const Tensor& stats, int B, int T, int C,
                           int NH) override {
     const char* op = "attention_backward";
     check_attention_dims(op, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    const std::int64_t att_n = static_cast<std::int64_t>(B) * NH * T * T;
     kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "datt", datt, att_n, "B*NH*T*T");
     kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
     kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "att", att, att_n, "B*NH*T*T");
-    cpu::attention_backward(f32(dqkv), f32(datt), f32(dout), f32(qkv), f32(att), B, T, C, NH);
+    kChecks.numel(op, "out", out, BT * C, "B*T*C");
+    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    cpu::attention_backward(f32(dqkv), f32(dout), f32(qkv), f32(out), f32(stats), B, T, C, NH);
   }
 
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {

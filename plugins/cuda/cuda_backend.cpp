@@ -19,11 +19,11 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/attention.cuh"
 #include "kernels/crossentropy.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/errors.hpp"
+#include "kernels/flash_attention.cuh"
 #include "kernels/layernorm.cuh"
 #include "kernels/reduce.cuh"
 #include "trainer/backend.hpp"
@@ -374,78 +374,38 @@ class CudaBackend final : public Backend {
     }
   }
 
-  // Per (batch, head) matrices are strided views of qkv (row stride 3C, head offset hs):
-  // one strided-batched gemm over the NH heads of each sequence, B calls per product. att
-  // [B,NH,T,T] is materialised, as the interface requires.
-  void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv, int B, int T, int C,
+  // Fused flash attention (kernels/flash_attention.cu): f32 or bf16 qkv/out/dout/dqkv, f32
+  // stats; nothing T x T is stored. Backward takes a B*NH*T scratch for rowsum(dO * O).
+  void attention_forward(const Tensor& out, const Tensor& stats, const Tensor& qkv, int B, int T, int C,
                          int NH) override {
     const char* op = "attention_forward";
-    check_attention_dims(op, B, T, C, NH);
+    const DType dt = attention_dtype(op, qkv, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "att", att, static_cast<std::int64_t>(B) * NH * T * T, "B*NH*T*T");
-    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    kChecks.numel(op, "out", out, BT * C, "B*T*C", dt);
+    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    check_aligned(op, "out", out);
     enter(op);
-    const int hs = C / NH;
-    const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-    for (int b = 0; b < B; ++b) {
-      const float* q = f32(qkv) + b * T * C3;
-      const float* k = q + C;
-      float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
-      // S[T,T] = scale * Q K^T  ->  S^T = K Q^T: gemm(T, N) as in matmul_forward
-      gemm_batched(op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, scale, k, C3, hs, q, C3, hs, 0.0f, p, T, TT, NH);
-    }
-    check_cuda(gpu::softmax_causal_forward(f32(att), static_cast<std::int64_t>(B) * NH * T, T, stream_), op,
-               "softmax kernel launch");
-    for (int b = 0; b < B; ++b) {
-      const float* v = f32(qkv) + b * T * C3 + 2 * C;
-      const float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
-      float* o = f32(out) + b * T * static_cast<std::int64_t>(C);
-      // O[T,hs] = P V  ->  O^T = V^T P^T
-      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, 1.0f, v, C3, hs, p, T, TT, 0.0f, o, C, hs, NH);
-    }
+    check_cuda(gpu::flash_attention_forward(out.data(), f32(stats), qkv.data(), dt == DType::bf16, B, T, C, NH,
+                                            stream_),
+               op, "kernel launch");
   }
 
-  void attention_backward(const Tensor& dqkv, const Tensor& datt, const Tensor& dout, const Tensor& qkv,
-                          const Tensor& att, int B, int T, int C, int NH) override {
+  void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                          const Tensor& stats, int B, int T, int C, int NH) override {
     const char* op = "attention_backward";
-    check_attention_dims(op, B, T, C, NH);
+    const DType dt = attention_dtype(op, qkv, B, T, C, NH);
     const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    const std::int64_t att_n = static_cast<std::int64_t>(B) * NH * T * T;
-    kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "datt", datt, att_n, "B*NH*T*T");
-    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
-    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "att", att, att_n, "B*NH*T*T");
+    kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C", dt);
+    kChecks.numel(op, "dout", dout, BT * C, "B*T*C", dt);
+    kChecks.numel(op, "out", out, BT * C, "B*T*C", dt);
+    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    check_aligned(op, "dqkv", dqkv);
+    check_aligned(op, "dout", dout);
     enter(op);
-    const int hs = C / NH;
-    const std::int64_t C3 = 3LL * C, TT = static_cast<std::int64_t>(T) * T;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-    for (int b = 0; b < B; ++b) {
-      const float* v = f32(qkv) + b * T * C3 + 2 * C;
-      const float* g = f32(dout) + b * T * static_cast<std::int64_t>(C);
-      const float* p = f32(att) + static_cast<std::int64_t>(b) * NH * TT;
-      float* dp = f32(datt) + static_cast<std::int64_t>(b) * NH * TT;
-      float* dv = f32(dqkv) + b * T * C3 + 2 * C;
-      // dP[T,T] = dO V^T
-      gemm_batched(op, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, 1.0f, v, C3, hs, g, C, hs, 0.0f, dp, T, TT, NH);
-      // dV[T,hs] = P^T dO  ->  dV^T = dO^T P
-      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, 1.0f, g, C, hs, p, T, TT, 0.0f, dv, C3, hs, NH);
-    }
-    check_cuda(gpu::softmax_causal_backward(f32(datt), f32(att), static_cast<std::int64_t>(B) * NH * T, T, stream_),
-               op, "softmax kernel launch");
-    for (int b = 0; b < B; ++b) {
-      const float* q = f32(qkv) + b * T * C3;
-      const float* k = q + C;
-      const float* ds = f32(datt) + static_cast<std::int64_t>(b) * NH * TT;
-      float* dq = f32(dqkv) + b * T * C3;
-      float* dk = dq + C;
-      // dQ[T,hs] = scale dS K  ->  dQ^T = K^T dS^T
-      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, scale, k, C3, hs, ds, T, TT, 0.0f, dq, C3, hs, NH);
-      // dK[T,hs] = scale dS^T Q  ->  dK^T = Q^T dS
-      gemm_batched(op, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, scale, q, C3, hs, ds, T, TT, 0.0f, dk, C3, hs, NH);
-    }
+    Scratch delta(pool_, static_cast<std::size_t>(B) * NH * T * sizeof(float), op);
+    check_cuda(gpu::flash_attention_backward(dqkv.data(), delta.as<float>(), dout.data(), qkv.data(), out.data(),
+                                             f32(stats), dt == DType::bf16, B, T, C, NH, stream_),
+               op, "kernel launch");
   }
 
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {
@@ -577,17 +537,28 @@ class CudaBackend final : public Backend {
                  op, "cublasSgemm");
   }
 
-  void gemm_batched(const char* op, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
-                    const float* A, std::int64_t lda, std::int64_t sa, const float* Bm, std::int64_t ldb,
-                    std::int64_t sb, float beta, float* Cm, std::int64_t ldc, std::int64_t sc, int batch) {
-    check_cublas(cublasSgemmStridedBatched(cublas_, ta, tb, m, n, k, &alpha, A, static_cast<int>(lda), sa, Bm,
-                                           static_cast<int>(ldb), sb, &beta, Cm, static_cast<int>(ldc), sc, batch),
-                 op, "cublasSgemmStridedBatched");
-  }
-
-  static void check_attention_dims(const char* op, int B, int T, int C, int NH) {
+  // Checks the shape and qkv, and returns the dtype every activation of the op must have.
+  static DType attention_dtype(const char* op, const Tensor& qkv, int B, int T, int C, int NH) {
     kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
     if (C % NH != 0) kChecks.fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
+    if (B * static_cast<std::int64_t>(NH) > 65535) {
+      kChecks.fail(op, "B*NH = " + std::to_string(B * static_cast<std::int64_t>(NH)) + " is more than one grid handles (65535)");
+    }
+    const DType dt = qkv && qkv.dtype() == DType::bf16 ? DType::bf16 : DType::f32;
+    kChecks.numel(op, "qkv", qkv, static_cast<std::int64_t>(B) * T * 3 * C, "B*T*3C", dt);
+    if (const char* why = gpu::flash_attention_refusal(C / NH, dt == DType::bf16)) {
+      kChecks.fail(op, std::string(why) + "; got C = " + std::to_string(C) + ", NH = " + std::to_string(NH) +
+                           " (head size " + std::to_string(C / NH) + ")");
+    }
+    check_aligned(op, "qkv", qkv);
+    return dt;
+  }
+
+  // The bf16 kernels copy 16-byte pieces; pool blocks are 512-byte aligned, views may not be.
+  static void check_aligned(const char* op, const char* name, const Tensor& t) {
+    if (reinterpret_cast<std::uintptr_t>(t.data()) % 16 != 0) {
+      kChecks.fail(op, std::string(name) + " is not 16-byte aligned (a view at an odd offset?)");
+    }
   }
 
   static void check_chunks(const char* op, std::int64_t N) {

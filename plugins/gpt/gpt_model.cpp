@@ -76,7 +76,9 @@ std::vector<ActivationSpec> GptModel::block_activations(BatchShape s) const {
       {"ln1_mean", {B, T}, DType::f32, false},
       {"ln1_rstd", {B, T}, DType::f32, false},
       {"qkv", {B, T, 3 * C}, DType::f32, false},
-      {"att", {B, NH, T, T}, DType::f32, true},
+      // Per query row log-sum-exp: all the fused attention backward needs besides qkv and
+      // att_y. Small (no T x T), but remaking it means rerunning attention: not cheap.
+      {"att_lse", {B, NH, T}, DType::f32, false},
       {"att_y", {B, T, C}, DType::f32, false},
       {"res2", {B, T, C}, DType::f32, false},
       {"ln2", {B, T, C}, DType::f32, true},
@@ -118,8 +120,8 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   }
   Tensor qkv = acts.get("qkv");
   if (acts.missing({"qkv"})) be_.matmul_forward(qkv, ln1, w(p.qkv_w), w(p.qkv_b), N, C, 3 * C);
-  Tensor att_y = acts.get("att_y"), att = acts.get("att");
-  if (acts.missing({"att_y", "att"})) be_.attention_forward(att_y, att, qkv, B, T, C, cfg_.n_head);
+  Tensor att_y = acts.get("att_y"), att_lse = acts.get("att_lse");
+  if (acts.missing({"att_y", "att_lse"})) be_.attention_forward(att_y, att_lse, qkv, B, T, C, cfg_.n_head);
   Tensor res2 = acts.get("res2");
   if (acts.missing({"res2"})) {
     Tensor proj = acts.scratch({B, T, C});
@@ -149,7 +151,7 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
   const int B = s.B, T = s.T, C = cfg_.d_model, N = B * T;
   const float pdrop = dropout_p(ctx);
   const Tensor ln1 = acts.get("ln1"), m1 = acts.get("ln1_mean"), r1 = acts.get("ln1_rstd");
-  const Tensor qkv = acts.get("qkv"), att = acts.get("att"), att_y = acts.get("att_y");
+  const Tensor qkv = acts.get("qkv"), att_lse = acts.get("att_lse"), att_y = acts.get("att_y");
   const Tensor res2 = acts.get("res2"), ln2 = acts.get("ln2"), m2 = acts.get("ln2_mean"),
                r2 = acts.get("ln2_rstd"), fc = acts.get("fc"), gelu = acts.get("gelu");
 
@@ -170,8 +172,7 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
   Tensor datt_y = acts.scratch({B, T, C});
   be_.matmul_backward(datt_y, g(p.proj_w), g(p.proj_b), dproj, att_y, w(p.proj_w), N, C, C);
   Tensor dqkv = acts.scratch({B, T, 3 * C});
-  Tensor datt = acts.scratch(att.shape());
-  be_.attention_backward(dqkv, datt, datt_y, qkv, att, B, T, C, cfg_.n_head);
+  be_.attention_backward(dqkv, datt_y, qkv, att_y, att_lse, B, T, C, cfg_.n_head);
   Tensor dln1 = acts.scratch({B, T, C});
   be_.matmul_backward(dln1, g(p.qkv_w), g(p.qkv_b), dqkv, ln1, w(p.qkv_w), N, C, 3 * C);
   be_.layernorm_backward(dresid, g(p.ln1_w), g(p.ln1_b), dln1, x, w(p.ln1_w), m1, r1, N, C);

@@ -1,7 +1,7 @@
 // recompute: selective — keep what took a matrix product to make, drop what is cheap to
-// remake from it (layernorm outputs, attention probabilities, GELU outputs). The attention
-// probabilities are O(T^2) per head, so this saves most memory at long sequences for
-// little compute. `also_drop` names further activations to drop.
+// remake from it (layernorm outputs, GELU outputs). Attention is fused and keeps only a
+// per-row log-sum-exp, which a model marks as not cheap (remaking it reruns attention), so
+// selective never reruns attention. `also_drop` names further activations to drop.
 #include <algorithm>
 
 #include "trainer/recompute.hpp"
@@ -37,7 +37,7 @@ std::unique_ptr<trainer::Plugin> create(const trainer::PluginContext& ctx) {
 }
 
 const trainer::PluginDescriptor kDescriptor{trainer::kAbiVersion, trainer::PluginKind::recompute, "selective",
-                                            "0.1.0", "keep matmul outputs; recompute layernorm, softmax, GELU",
+                                            "0.1.0", "keep matmul outputs; recompute layernorm, GELU",
                                             &create, &keys};
 
 }  // namespace

@@ -50,12 +50,15 @@ class Backend : public Plugin {
                                int N, int C, int OC) = 0;
 
   // --- causal self-attention from packed qkv [B,T,3C] (q|k|v, heads of C/NH) ---
-  // out [B,T,C]; att [B,NH,T,T] receives the softmax probabilities (kept for backward).
-  virtual void attention_forward(const Tensor& out, const Tensor& att, const Tensor& qkv,
+  // Fused ("flash"): the T x T probabilities are never kept. out [B,T,C] has qkv's dtype (f32
+  // or bf16, as a backend supports); stats [B,NH,T] f32 receives each query row's
+  // log-sum-exp of its scaled, causally masked scores (natural log), all backward needs to
+  // recompute the probabilities blockwise.
+  virtual void attention_forward(const Tensor& out, const Tensor& stats, const Tensor& qkv,
                                  int B, int T, int C, int NH) = 0;
-  // dqkv overwritten; datt is scratch of att's shape
-  virtual void attention_backward(const Tensor& dqkv, const Tensor& datt, const Tensor& dout,
-                                  const Tensor& qkv, const Tensor& att,
+  // dqkv overwritten (qkv's dtype); out and stats are what attention_forward produced for qkv.
+  virtual void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                                  const Tensor& out, const Tensor& stats,
                                   int B, int T, int C, int NH) = 0;
 
   // --- GELU (tanh approximation, as GPT-2) ---

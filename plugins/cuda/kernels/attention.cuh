@@ -1,5 +1,7 @@
-// Causal-softmax launchers for attention (the products run through cuBLAS on the host side):
-// softmax_causal_forward, softmax_causal_backward.
+// Causal-softmax launchers of the former materialised attention (S = QK^T through cuBLAS into
+// [B,NH,T,T], softmax in place, then P V): softmax_causal_forward, softmax_causal_backward. The
+// backend now uses flash_attention.cuh; these remain for bench/attention_bench.cu, which times
+// the two against each other.
 #pragma once
 #include <cuda_runtime_api.h>
 

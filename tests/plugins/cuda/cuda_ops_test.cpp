@@ -53,29 +53,7 @@ TEST_CASE("cuda matmul_forward and matmul_backward match the cpu", "[cuda][matmu
   });
 }
 
-TEST_CASE("cuda attention forward and backward match the cpu", "[cuda][attention]") {
-  struct Case { int B, T, C, NH; };
-  const auto c = GENERATE(Case{3, 67, 96, 4}, Case{2, 256, 128, 2}, Case{1, 1, 8, 2});
-  INFO("B " << c.B << " T " << c.T << " C " << c.C << " NH " << c.NH);
-  std::mt19937 rng(2);
-  const std::int64_t BT = static_cast<std::int64_t>(c.B) * c.T;
-  const std::int64_t att_n = static_cast<std::int64_t>(c.B) * c.NH * c.T * c.T;
-  const auto qkv = random_vector(static_cast<std::size_t>(BT * 3 * c.C), rng, -2.0f, 2.0f);
-  const auto dout = random_vector(static_cast<std::size_t>(BT * c.C), rng);
-  compare("attention_forward", [&](Backend& be) -> Outputs {
-    Tensor out = nans(be, {c.B, c.T, c.C}), att = nans(be, {c.B, c.NH, c.T, c.T});
-    be.attention_forward(out, att, put(be, qkv, {c.B, c.T, 3 * c.C}), c.B, c.T, c.C, c.NH);
-    return {{"out", get(be, out)}, {"att", get(be, att)}};
-  });
-  compare("attention_backward", [&](Backend& be) -> Outputs {
-    Tensor out = nans(be, {c.B, c.T, c.C}), att = nans(be, {c.B, c.NH, c.T, c.T});
-    Tensor q = put(be, qkv, {c.B, c.T, 3 * c.C});
-    be.attention_forward(out, att, q, c.B, c.T, c.C, c.NH);
-    Tensor dqkv = nans(be, {c.B, c.T, 3 * c.C}), datt = nans(be, {att_n});
-    be.attention_backward(dqkv, datt, put(be, dout, {c.B, c.T, c.C}), q, att, c.B, c.T, c.C, c.NH);
-    return {{"dqkv", get(be, dqkv)}};
-  });
-}
+// Attention (fused, f32 and bf16): cuda_flash_attention_test.cpp.
 
 TEST_CASE("cuda layernorm forward and backward match the cpu", "[cuda][layernorm]") {
   struct Case { int N, C; };
