@@ -13,6 +13,8 @@ std::vector<Fault> parse_faults(const ConfigNode& recipe) {
     f.rank = static_cast<int>(item.get_int("rank"));
     const std::string& kind = item.get_string("kind");
     f.kind = kind == "kill" ? Fault::Kind::kill : kind == "nan" ? Fault::Kind::nan : Fault::Kind::slow;
+    if (kind == "bitflip") f.kind = Fault::Kind::bitflip;
+    if (kind == "spike") f.kind = Fault::Kind::spike;
     if (kind == "hang") f.kind = Fault::Kind::hang;
     if (kind == "corrupt") f.kind = Fault::Kind::corrupt;
     if (kind == "kill_during_save") f.kind = Fault::Kind::kill_during_save;

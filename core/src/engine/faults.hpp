@@ -10,12 +10,15 @@ namespace trainer {
 
 // One injected fault of the recipe's `faults` list.
 struct Fault {
-  enum class Kind { kill, nan, slow, hang, corrupt, kill_during_save };
+  enum class Kind { kill, nan, slow, bitflip, spike, hang, corrupt, kill_during_save };
   std::int64_t step = 0;  // 1-based, as logged
   int rank = 0;
   Kind kind = Kind::kill;
   double seconds = 1;  // slow only
   bool every_attempt = false;  // attempts: all (fires again after a restart)
+  // Set once the fault has fired: a rollback replays its step without it, so that the
+  // replay ends where a clean run ends.
+  bool consumed = false;
 };
 
 // The validated recipe's faults (empty without a `faults` section).

@@ -51,6 +51,9 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   seed_ = static_cast<std::uint64_t>(train.get_int("seed"));
   grad_clip_ = train.get_double("grad_clip");
   if (const auto policy = create_failure_policy(recipe_)) max_bad_steps_ = policy->max_consecutive_bad_steps();
+  health_ = HealthSettings::from_recipe(recipe_);
+  spikes_ = LossSpikeDetector(health_.spike_ratio, health_.spike_window);
+  bad_steps_ = BadStepCounter(max_bad_steps_);
   faults_ = faults_for_attempt(parse_faults(recipe_), job_attempt());
   schedule_ = LrSchedule{opt.get_double("lr"), opt.get_double("min_lr"), opt.get_int("warmup_steps"), steps_,
                          opt.get_string("decay")};
@@ -93,6 +96,8 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   model.bind(*params_);
   components_.layout->setup(LayoutContext{backend, *params_, dp_.get(), components_.overlap->plan()});
   params_->reset_peak_resident();  // the full initial copy is a start-up cost, not the steady state
+  replicas_ = true;  // the replica check needs every parameter on every rank (fsdp keeps shards)
+  for (std::size_t u = 0; u < params_->units().size(); ++u) replicas_ = replicas_ && params_->unit_values(u);
   const auto targets = components_.layout->optimizer_targets();
   components_.optimizer->init(backend, targets);
   setup_checkpoints(targets);
@@ -103,7 +108,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
-void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets) {
+void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets, bool rollback) {
   auto& layout = *components_.layout;
   // Replicated targets (every rank holds everything) split the writing by parameter;
   // sharded ones are written by their owner.
@@ -116,8 +121,9 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets) {
   header.layout = recipe_.at("layout").get_string("plugin");
   header.recipe = recipe::print_recipe(recipe_);
   auto settings = checkpoint::CheckpointSettings::from_recipe(recipe_);
+  if (rollback) settings.resume = true;
   for (const auto& f : faults_) {
-    if (f.kind == Fault::Kind::kill_during_save && f.rank == rank_) settings.kill_during_save = f.step;
+    if (f.kind == Fault::Kind::kill_during_save && f.rank == rank_ && !f.consumed) settings.kill_during_save = f.step;
   }
   checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
       settings, *components_.backend,
@@ -137,6 +143,7 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets) {
 
 void Trainer::save_checkpoint(RunLog& log) {
   const double blocked = checkpointer_->save(step_);
+  spikes_.settle(step_);
   log.json({{"event", "\"checkpoint\""}, {"step", std::to_string(step_)},
             {"blocked_ms", fmt::format("{:.3f}", 1000.0 * blocked)},
             {"async", checkpointer_->settings().async ? "true" : "false"}});
@@ -213,7 +220,7 @@ double Trainer::sum_over_ranks(double local) {
 
 const Fault* Trainer::fault_at(Fault::Kind kind, std::int64_t step, int rank) const {
   for (const auto& f : faults_) {
-    if (f.kind == kind && f.step == step && (rank < 0 || f.rank == rank)) return &f;
+    if (f.kind == kind && f.step == step && !f.consumed && (rank < 0 || f.rank == rank)) return &f;
   }
   return nullptr;
 }
@@ -238,6 +245,9 @@ StepResult Trainer::train_step() {
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
   const float dloss = static_cast<float>(1.0 / tokens_per_step);
 
+  if (const Fault* f = fault_at(Fault::Kind::bitflip, step_ + 1, rank_)) inject_bitflip(*f);
+  // A spike fault makes this rank's loss of the step, and so its gradient, kSpikeFactor times larger.
+  const double spike_scale = fault_at(Fault::Kind::spike, step_ + 1, rank_) ? kSpikeFactor : 1.0;
   layout.zero_grads();
   double loss_sum = 0;
   for (std::int64_t m = 0; m < accum_; ++m) {
@@ -248,7 +258,8 @@ StepResult Trainer::train_step() {
     sampler_->fill_micro_batch(step_, global_micro * shape_.B, shape_.B, inputs, targets);
     load_micro_batch(inputs, targets);
     StepContext ctx{seed_, step_, static_cast<int>(global_micro), true};
-    loss_sum += pass_->train(ctx, tokens_, targets_, dloss, m + 1 == accum_);
+    loss_sum += spike_scale * pass_->train(ctx, tokens_, targets_, static_cast<float>(spike_scale) * dloss,
+                                           m + 1 == accum_);
   }
 
   StepResult r;
@@ -268,6 +279,11 @@ StepResult Trainer::train_step() {
   r.lr = schedule_.at(step_);
   // One global check before the update: a non-finite gradient anywhere skips the step.
   r.skipped = !std::isfinite(r.grad_norm) || !std::isfinite(r.loss);
+  // A loss far above its running mean skips the update too (the loss is global: every
+  // rank decides alike).
+  if (!r.skipped) r.spike = spikes_.judge(r.loss);
+  r.skipped = r.skipped || r.spike.has_value();
+  if (!r.skipped) spikes_.record(step_ + 1, r.loss);
   if (!r.skipped) {
     if (grad_clip_ > 0 && r.grad_norm > grad_clip_) layout.scale_grads(static_cast<float>(grad_clip_ / r.grad_norm));
     components_.optimizer->step(static_cast<float>(r.lr), step_ + 1);

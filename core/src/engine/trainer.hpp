@@ -14,6 +14,8 @@
 #include "engine/components.hpp"
 #include "engine/faults.hpp"
 #include "engine/forward_backward.hpp"
+#include "engine/health.hpp"
+#include "engine/loss_spike.hpp"
 #include "engine/lr_schedule.hpp"
 #include "engine/mesh.hpp"
 #include "engine/run_log.hpp"
@@ -37,6 +39,8 @@ class BadStepsError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 inline constexpr int kBadStepsExitCode = 3;
+// A `spike` fault multiplies its rank's loss and gradient of the step by this.
+inline constexpr double kSpikeFactor = 10.0;
 
 struct StepResult {
   std::int64_t step = 0;  // 0-based index of the step just taken
@@ -44,6 +48,7 @@ struct StepResult {
   double grad_norm = 0;   // before clipping
   double lr = 0;
   bool skipped = false;
+  std::optional<double> spike;  // a loss spike skipped the update: the loss's ratio to its running mean
   CommTimes comm;         // this rank's communication during the step
 };
 
@@ -111,7 +116,8 @@ class Trainer {
  private:
   void prepare_data();
   // Checkpoints: bind this rank's targets and state, and resume from the newest good one.
-  void setup_checkpoints(const std::vector<OptimizerTarget>& targets);
+  // rollback: go back to the newest intact checkpoint even under checkpoint.resume: never.
+  void setup_checkpoints(const std::vector<OptimizerTarget>& targets, bool rollback = false);
   void save_checkpoint(RunLog& log);
   void log_checkpoints_written(RunLog& log, bool wait);
   double sum_over_ranks(double local);
@@ -119,6 +125,17 @@ class Trainer {
   // The active fault of `kind` at 1-based `step` for `rank` (-1: any rank), if any.
   const Fault* fault_at(Fault::Kind kind, std::int64_t step, int rank) const;
   void inject_nan_gradient();
+  // Health (trainer_health.cpp): bad steps, replica checks, their faults, rollback.
+  bool replica_check_due(std::int64_t steps_done) const;
+  void inject_bitflip(const Fault& f);
+  void consume_faults_through(std::int64_t step);
+  // Reports a skipped step; true when the policy rolls back. Throws BadStepsError at the limit.
+  bool on_bad_step(const StepResult& r, RunLog& log);
+  // Compares the replicas; true when they diverged and the policy rolls back (else throws).
+  bool check_replicas(RunLog& log);
+  [[noreturn]] void abort_run(RunLog& log, const std::string& why);
+  // Every rank reloads the newest intact checkpoint and continues from its step.
+  void roll_back(RunLog& log);
 
   ConfigNode recipe_;
   TrainerOptions options_;
@@ -145,6 +162,10 @@ class Trainer {
   std::string resumed_from_;  // the checkpoint this run resumed from, if any
   std::vector<Fault> faults_;  // active in the job's first attempt only
   int max_bad_steps_ = 3;      // consecutive skipped steps before run() gives up; 0: never
+  HealthSettings health_;
+  LossSpikeDetector spikes_;
+  BadStepCounter bad_steps_{3};
+  bool replicas_ = false;  // every rank holds all parameters between steps (not fsdp)
   std::unique_ptr<checkpoint::Checkpointer> checkpointer_;  // last: its destructor waits for a write
 };
 

@@ -54,6 +54,10 @@ TrainSummary Trainer::run() {
     log.json({{"event", "\"checkpoint_warning\""}, {"message", RunLog::json_string(w)}});
     if (rank_ == 0) fmt::print(stderr, "warning: {}\n", w);  // also under --quiet
   }
+  if (health_.sdc_check_every > 0 && dp_size_ > 1 && !replicas_ && console) {
+    log.note("health: the layout keeps no full replica of the parameters (each rank holds a shard): "
+             "sdc_check_every has nothing to compare, the replica check is off");
+  }
   const std::int64_t first_step = step_;
   if (!resumed_from_.empty()) {
     log.json({{"event", "\"resume\""}, {"step", std::to_string(step_)}, {"from", RunLog::json_string(resumed_from_)}});
@@ -66,7 +70,6 @@ TrainSummary Trainer::run() {
   double comm_total = 0, comm_exposed = 0, compute = 0;
   const auto t_start = std::chrono::steady_clock::now();
   const double tokens_per_step = static_cast<double>(global_batch_) * shape_.T;
-  std::int64_t bad_steps = 0;  // consecutive skipped steps
   while (step_ < steps_ && (options_.stop_after < 0 || step_ < options_.stop_after)) {
     comm::FlightRecorder::process().set_step(step_ + 1);  // also for what happens before train_step
     if (const Fault* f = fault_at(Fault::Kind::hang, step_ + 1, rank_)) {
@@ -99,34 +102,17 @@ TrainSummary Trainer::run() {
                    1000.0 * r.comm.total_s, 1000.0 * r.comm.exposed_s, dp_size_ > 1};
     log.step(rec, console && (step_ % log_every == 0 || step_ == 1 || step_ == steps_ || r.skipped));
     summary.final_loss = r.loss;
+    // A bad step or diverged replicas may send every rank back to the newest checkpoint.
+    bool roll_back_now = false;
     if (r.skipped) {
-      ++bad_steps;
-      std::string why;
-      std::string injected_by;
-      for (const auto& f : faults_) {
-        if (f.kind != Fault::Kind::nan || f.step != step_) continue;
-        if (!injected_by.empty()) injected_by += ", ";
-        injected_by += std::to_string(f.rank);
-      }
-      if (!injected_by.empty()) {
-        why = fmt::format("rank {} injected a NaN into its gradient (faults)", injected_by);
-      } else if (!std::isfinite(r.loss)) {
-        why = "all ranks see a non-finite global loss";
-      } else {
-        why = "all ranks see a non-finite global gradient norm";
-      }
-      log.json({{"event", "\"bad_step\""}, {"step", std::to_string(step_)}, {"reason", RunLog::json_string(why)}});
-      if (rank_ == 0) fmt::print(stderr, "warning: step {}: update skipped: {}\n", step_, why);  // also under --quiet
-      if (max_bad_steps_ > 0 && bad_steps >= max_bad_steps_) {
-        const std::string message =
-            fmt::format("trainer: aborting: {} consecutive steps with non-finite gradients (steps {}-{})", bad_steps,
-                        step_ - bad_steps + 1, step_);
-        log.json({{"event", "\"abort\""}, {"step", std::to_string(step_)}, {"message", RunLog::json_string(message)}});
-        if (rank_ == 0) fmt::print(stderr, "{}\n", message);
-        throw BadStepsError(message);
-      }
+      roll_back_now = on_bad_step(r, log);
     } else {
-      bad_steps = 0;
+      bad_steps_.good(step_);
+    }
+    if (!roll_back_now && replica_check_due(step_)) roll_back_now = check_replicas(log);
+    if (roll_back_now) {
+      roll_back(log);
+      continue;
     }
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
       const double v = evaluate();

@@ -206,6 +206,14 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
                        fmt::format("faults[{}].step {} is after the last step (train.steps {})", i, *step, *steps),
                        "steps are counted from 1, as logged"});
       }
+      const ConfigNode* layout_name = find(recipe, {"layout", "plugin"});
+      if (fault.has("kind") && fault.at("kind").is_scalar() && fault.at("kind").text() == "bitflip" && layout_name &&
+          layout_name->is_scalar() && layout_name->text() == "fsdp") {
+        out.push_back({fault.at("kind").origin(),
+                       fmt::format("faults[{}]: a bitflip corrupts one data-parallel replica, but layout fsdp "
+                                   "keeps no replicas (each rank holds only its shard)", i),
+                       "use layout replicate, zero1 or zero2 to test the replica check"});
+      }
       // Checkpoint faults need checkpoints; kill_during_save needs a save after its step.
       const std::string kind = fault.has("kind") && fault.at("kind").is_scalar() ? fault.at("kind").text() : "";
       const auto save_every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
@@ -221,6 +229,31 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
                        fmt::format("use a multiple of {}, or the last step {}", *save_every, *steps)});
       }
     }
+  }
+
+  // A rollback needs a checkpoint to go back to; a spike is a loss above its running mean.
+  const auto every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
+  const auto action = [&](const char* key) -> const ConfigNode* {
+    const ConfigNode* node = find(recipe, {"health", key});
+    return node && node->is_scalar() && node->text() == "rollback" ? node : nullptr;
+  };
+  const auto sdc_every = accepted<std::int64_t>(recipe, {"health", "sdc_check_every"});
+  const auto spike_ratio = accepted<double>(recipe, {"health", "spike_ratio"});
+  for (const auto& [key, on] : {std::pair{"on_sdc", sdc_every && *sdc_every > 0},
+                                std::pair{"on_nonfinite", true},
+                                std::pair{"on_spike", spike_ratio && *spike_ratio > 0}}) {
+    const ConfigNode* node = action(key);
+    if (node && on && every && *every == 0) {
+      out.push_back({node->origin(), fmt::format("health.{} is rollback but checkpoint.every is 0: there is no "
+                                                 "checkpoint to roll back to", key),
+                     fmt::format("set checkpoint.every, or health.{}: {}", key,
+                                 std::string_view(key) == "on_sdc" ? "abort" : "skip")});
+    }
+  }
+  if (spike_ratio && *spike_ratio > 0 && *spike_ratio <= 1) {
+    out.push_back({find(recipe, {"health", "spike_ratio"})->origin(),
+                   fmt::format("health.spike_ratio {} would call an ordinary step a spike", *spike_ratio),
+                   "a spike is a loss above its running mean: use a ratio above 1 (e.g. 2), or 0 to turn it off"});
   }
 
   const ConfigNode* precision = find(recipe, {"precision"});

@@ -179,15 +179,36 @@ SectionSchema build_trainer_schema() {
                     }),
       plugin_section("failure", PluginKind::failure, "abort",
                      "What happens when a worker fails, and how many non-finite steps in a row a run tolerates."),
+      plain_section("health", "Checks during the run: replica checksums against silent data corruption, "
+                              "non-finite and spiking losses, and what each does when it fires.",
+                    {
+                        Key::integer("sdc_check_every").def("0").min(0)
+                            .doc("steps between comparisons of the data-parallel replicas' parameter checksums "
+                                 "(also before every checkpoint save); 0 turns the check off"),
+                        Key::string("on_sdc").def("rollback").choices({"rollback", "abort"})
+                            .doc("replicas disagree: roll every rank back to the newest checkpoint, or abort"),
+                        Key::string("on_nonfinite").def("skip").choices({"skip", "rollback"})
+                            .doc("a non-finite loss or gradient: skip the update, or roll back"),
+                        Key::number("spike_ratio").def("0").min(0)
+                            .doc("a step whose loss exceeds this times the mean loss of the last spike_window "
+                                 "good steps is a spike; 0 turns spike detection off"),
+                        Key::integer("spike_window").def("20").min(1)
+                            .doc("good steps the spike statistic averages; none is judged before it is full"),
+                        Key::string("on_spike").def("skip").choices({"skip", "rollback"})
+                            .doc("a loss spike: skip the update, or roll back"),
+                    }),
       list_section("faults",
                    "Injected faults, to test a failure policy: a list of maps. They fire only in the job's "
                    "first attempt, so a restarted job does not fail again.",
                    {
                        Key::integer("step").required().min(1).doc("the step (1-based, as logged) the fault hits"),
                        Key::integer("rank").def("0").min(0).doc("the rank it hits"),
-                       Key::string("kind").required().choices({"kill", "nan", "slow", "hang", "corrupt", "kill_during_save"})
+                       Key::string("kind").required().choices({"kill", "nan", "slow", "bitflip", "spike", "hang", "corrupt",
+                                                             "kill_during_save"})
                            .doc("kill: SIGKILL at the start of the step; nan: a NaN in the rank's gradient "
-                                "after backward; slow: a sleep before the step; hang: the rank blocks forever "
+                                "after backward; slow: a sleep before the step; bitflip: one bit of one "
+                                "parameter flipped on the rank's replica before the step; spike: the rank's "
+                                "loss and gradient of the step multiplied by 10 (a loss spike); hang: the rank blocks forever "
                                 "before its first collective of the step; corrupt: at the start of the step, one "
                                 "byte of the rank's shard of the newest committed checkpoint flipped; "
                                 "kill_during_save: SIGKILL while the rank's shard of the save after the step is "
