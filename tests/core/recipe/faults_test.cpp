@@ -30,6 +30,31 @@ TEST_CASE("faults: a list of maps, each with defaults filled", "[recipe][faults]
   CHECK(faults[2].kind == trainer::Fault::Kind::nan);
 }
 
+TEST_CASE("a hang fault, and faults that fire in every attempt", "[recipe][faults]") {
+  TempDir dir;
+  ConfigNode r;
+  const auto errors = validate_file(dir.write("r.yaml", std::string(kMinimal) +
+                                                            "faults:\n"
+                                                            "  - {step: 3, kind: hang}\n"
+                                                            "  - {step: 4, kind: kill, attempts: all}\n"),
+                                    &r);
+  INFO(trainer::recipe::format_diagnostics(errors));
+  REQUIRE(errors.empty());
+  const auto faults = trainer::parse_faults(r);
+  REQUIRE(faults.size() == 2);
+  CHECK(faults[0].kind == trainer::Fault::Kind::hang);
+  CHECK_FALSE(faults[0].every_attempt);
+  CHECK(faults[1].every_attempt);
+  CHECK(trainer::faults_for_attempt(faults, 0).size() == 2);
+  const auto later = trainer::faults_for_attempt(faults, 1);
+  REQUIRE(later.size() == 1);
+  CHECK(later[0].step == 4);
+  const auto bad = validate_file(
+      dir.write("s.yaml", std::string(kMinimal) + "faults: [{step: 3, kind: kill, attempts: some}]\n"));
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].message == "'faults[0].attempts' must be one of first, all; found 'some'");
+}
+
 TEST_CASE("faults are optional; failure defaults to abort", "[recipe][faults]") {
   TempDir dir;
   ConfigNode r;
@@ -62,7 +87,8 @@ TEST_CASE("faults are validated strictly, each error at its position", "[recipe]
                                                             "  - kill\n"));
   INFO(trainer::recipe::format_diagnostics(errors));
   const auto& kind = only(errors, "kind' must be one of");
-  CHECK(kind.message == "'faults[0].kind' must be one of kill, nan, slow; found 'melt'");
+  CHECK_THAT(kind.message, Catch::StartsWith("'faults[0].kind' must be one of kill, nan, slow, ") &&
+                               Catch::Contains("hang") && Catch::EndsWith("; found 'melt'"));
   CHECK(at(kind) == "6:15");
   const auto& step = only(errors, "faults[1].step");
   CHECK(step.message == "'faults[1].step' must be at least 1, found 0");
