@@ -280,14 +280,35 @@ void DataParallelLayout::reduce_scatter_unit(std::size_t u) {
 
 double DataParallelLayout::grad_sum_squares() {
   double local = 0;
+  // Tensor parallel: a parameter every tp rank holds whole counts grad_norm_share (1/tp) of
+  // its squares here, so that the engine's sum over the tp group counts it once.
+  bool shares = false;
+  for (const auto& spec : params_->specs()) shares = shares || spec.grad_norm_share != 1.0f;
   if (!shards_grads()) {
     // Replicated gradients are bitwise equal on every rank after the all-reduce.
     for (std::size_t u = 0; u < shards_.size(); ++u) {
-      local += be_->sum_squares(params_->unit_grads(u), params_->units()[u].numel);
+      const auto& unit = params_->units()[u];
+      if (!shares) {
+        local += be_->sum_squares(params_->unit_grads(u), unit.numel);
+        continue;
+      }
+      for (std::size_t i = unit.first; i < unit.last; ++i) {
+        const Tensor g = params_->grad(i);
+        local += params_->spec(i).grad_norm_share * be_->sum_squares(g, g.numel());
+      }
     }
     return local;
   }
-  for (std::size_t u = 0; u < shards_.size(); ++u) local += be_->sum_squares(grad_shards_[u], shards_[u].shard_numel);
+  for (std::size_t u = 0; u < shards_.size(); ++u) {
+    if (!shares) {
+      local += be_->sum_squares(grad_shards_[u], shards_[u].shard_numel);
+      continue;
+    }
+    for (const auto& slice : shards_[u].slices) {
+      const Tensor g = grad_shards_[u].view(slice.shard_offset, {slice.numel});
+      local += params_->spec(slice.param).grad_norm_share * be_->sum_squares(g, slice.numel);
+    }
+  }
   if (!comm_) return local;
   float host = static_cast<float>(local);
   Tensor t = be_->allocate({1}, trainer::DType::f32);

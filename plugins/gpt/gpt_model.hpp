@@ -1,6 +1,7 @@
 // GptModel: a GPT-2 style decoder (pre-norm blocks, learned positions, GELU MLP, optional
 // tied embeddings) expressed as explicit per-block forward and backward over Backend ops.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ class GptModel final : public trainer::Model {
  public:
   GptModel(trainer::Backend& backend, GptConfig config);
 
+  void configure_parallel(const trainer::ModelParallel& parallel) override;
   std::vector<trainer::ParameterSpec> parameters() const override;
   void bind(const trainer::ParameterStore& params) override;
   int num_blocks() const override { return cfg_.n_layer; }
@@ -55,6 +57,13 @@ class GptModel final : public trainer::Model {
   };
   trainer::Tensor w(std::size_t i) const { return params_->value(i); }
   trainer::Tensor g(std::size_t i) const { return params_->grad(i); }
+  // Layernorms over this rank's token rows (all of them unless sequence parallel), see the .cpp.
+  void norm_forward(const trainer::Tensor& whole, const trainer::Tensor& mean, const trainer::Tensor& rstd,
+                    const trainer::Tensor& inp, std::size_t weight, std::size_t bias, int rows,
+                    trainer::BlockActivations& acts);
+  void norm_backward(const trainer::Tensor& dinp, std::size_t weight, std::size_t bias, const trainer::Tensor& dout,
+                     const trainer::Tensor& inp, const trainer::Tensor& mean, const trainer::Tensor& rstd, int rows,
+                     trainer::BlockActivations& acts);
   float dropout_p(const trainer::StepContext& ctx) const { return ctx.training ? cfg_.dropout : 0.0f; }
   // Dropout sites: 0 after the embedding, then two per block.
   static int attn_site(int block) { return 1 + 2 * block; }
@@ -62,6 +71,8 @@ class GptModel final : public trainer::Model {
 
   trainer::Backend& be_;
   GptConfig cfg_;
+  trainer::ModelParallel par_;                   // tp 1 unless configure_parallel says otherwise
+  std::unique_ptr<trainer::TensorParallel> tp_;  // the split layers' collectives
   const trainer::ParameterStore* params_ = nullptr;
   std::size_t wte_ = 0, wpe_ = 0, lnf_w_ = 0, lnf_b_ = 0, head_w_ = 0;
   std::vector<BlockParams> blocks_;

@@ -11,6 +11,7 @@
 #include "trainer/plugin.hpp"
 #include "trainer/rng.hpp"
 #include "trainer/tensor.hpp"
+#include "trainer/tensor_parallel.hpp"
 
 namespace trainer {
 
@@ -58,6 +59,9 @@ class BlockActivations {
 
 class Model : public Plugin {
  public:
+  // Tensor parallel: the tp group the layers are split over. Called once, before
+  // parameters(), which then declares this rank's shards. The default accepts tp 1 only.
+  virtual void configure_parallel(const ModelParallel& parallel);
   virtual std::vector<ParameterSpec> parameters() const = 0;
   // Called once the store is allocated; the model keeps the reference.
   virtual void bind(const ParameterStore& params) = 0;

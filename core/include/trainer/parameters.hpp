@@ -22,6 +22,16 @@ struct ParameterSpec {
   bool weight_decay = false;
   Init init = Init::zeros;
   float init_std = 0.0f;  // for Init::normal
+  // Tensor parallel (tensor_parallel.hpp): this rank holds part `shard_index` of
+  // `shard_count` equal parts of a tensor of shape `global`, split along `split_dim`.
+  // Empty `global`: the parameter is whole. initialize() gives a shard its slice's values of
+  // the global tensor, so every tp degree starts from the same model.
+  Shape global;
+  int split_dim = 0;
+  int shard_index = 0, shard_count = 1;
+  // Share of its squared gradient this rank counts in the gradient norm: 1/tp for a
+  // parameter every tp rank holds whole, so that the tp group's sum counts it once.
+  float grad_norm_share = 1.0f;
 };
 
 struct ParameterUnit {

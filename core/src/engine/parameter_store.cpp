@@ -109,9 +109,29 @@ std::vector<float> ParameterStore::initial_values(std::size_t i, std::uint64_t s
     case ParameterSpec::Init::ones: std::fill(host.begin(), host.end(), 1.0f); break;
     case ParameterSpec::Init::normal: {
       const RngKey key{seed, fnv1a(s.name)};
+      // A tensor-parallel shard draws the elements of its slice of the global tensor.
+      std::int64_t outer = 1, extent = 1, inner = 1, first = 0;
+      if (!s.global.empty()) {
+        const auto d = static_cast<std::size_t>(s.split_dim);
+        for (std::size_t k = 0; k < d; ++k) outer *= s.global[k];
+        for (std::size_t k = d + 1; k < s.global.size(); ++k) inner *= s.global[k];
+        extent = s.global[d] / s.shard_count;
+        first = extent * s.shard_index;
+        if (outer * extent * inner != static_cast<std::int64_t>(host.size())) {
+          throw std::logic_error("parameter '" + s.name + "': shape " + shape_string(s.shape) +
+                                 " is not one of " + std::to_string(s.shard_count) + " parts of " +
+                                 shape_string(s.global));
+        }
+      }
       for (std::size_t j = 0; j < host.size(); ++j) {
-        // Box-Muller on two counter draws: element j depends on (seed, name, j) only.
-        const double u1 = open_unit(key, 2 * j), u2 = open_unit(key, 2 * j + 1);
+        std::size_t g = j;
+        if (!s.global.empty()) {
+          const auto local = static_cast<std::int64_t>(j);
+          const std::int64_t o = local / (extent * inner), e = (local / inner) % extent, k = local % inner;
+          g = static_cast<std::size_t>((o * s.global[static_cast<std::size_t>(s.split_dim)] + first + e) * inner + k);
+        }
+        // Box-Muller on two counter draws: element g depends on (seed, name, g) only.
+        const double u1 = open_unit(key, 2 * g), u2 = open_unit(key, 2 * g + 1);
         const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
         host[j] = static_cast<float>(z * s.init_std);
       }

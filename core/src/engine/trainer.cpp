@@ -24,6 +24,20 @@
 #include "trainer/failure.hpp"
 
 namespace trainer {
+namespace {
+
+// `local` summed over `group` (as f32, like the loss); `local` itself without a group.
+double sum_over_group(Backend& backend, Communicator* group, double local) {
+  if (!group) return local;
+  float value = static_cast<float>(local);
+  Tensor t = backend.allocate({1}, DType::f32);
+  backend.copy_from_host(t, &value);
+  group->all_reduce(t)->wait();
+  backend.copy_to_host(&value, t);
+  return value;
+}
+
+}  // namespace
 
 Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     : recipe_(recipe), options_(options), components_(create_components(recipe, options.rank.world > 1)) {
@@ -91,6 +105,9 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
 
   auto& model = *components_.model;
   auto& backend = *components_.backend;
+  // Tensor parallel: the model learns its tp group first, then declares this rank's shards.
+  model.configure_parallel(ModelParallel{tp_.get(), coords_.tp, mesh_.size(Axis::tp),
+                                         recipe_.at("parallel").get_bool("sequence_parallel")});
   params_ = std::make_unique<ParameterStore>(backend, model.parameters());
   params_->initialize(seed_);
   model.bind(*params_);
@@ -129,6 +146,13 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets, boo
       settings, *components_.backend,
       checkpoint::bind_state(*params_, targets, *components_.optimizer),
       checkpoint::RankInfo{dp_rank_, dp_size_, options_.rank.store, dp_size_ > 1 && coverage > 1.5}, std::move(header));
+  if (const auto& from = checkpointer_->resume_point(); from && mesh_.size(Axis::tp) > 1) {
+    // A checkpoint holds whole tensors by name; a tp rank's parameters are slices of them.
+    throw ConfigError(recipe_.at("parallel").at("tp").origin(),
+                      fmt::format("cannot resume from {} under parallel.tp {}: tensor-parallel shards are not "
+                                  "resharded from checkpoints yet; set checkpoint.resume: never, or parallel.tp: 1",
+                                  from->dir.string(), mesh_.size(Axis::tp)));
+  }
   if (const auto& from = checkpointer_->resume_point()) {
     // The targets hold what this rank owns (all of it under replicate, the shard under
     // zero1/zero2/fsdp); the layout then makes the rest agree, as after an update:
@@ -272,7 +296,9 @@ StepResult Trainer::train_step() {
   const bool nan_step = fault_at(Fault::Kind::nan, step_ + 1, -1) != nullptr;
   const bool injected = fault_at(Fault::Kind::nan, step_ + 1, rank_) != nullptr;
   if (injected) inject_nan_gradient();
-  r.grad_norm = std::sqrt(layout.grad_sum_squares());
+  // The layout sums over the dp group; the tp ranks hold different shards (and count their
+  // replicated parameters 1/tp each, ParameterSpec::grad_norm_share), so they add up too.
+  r.grad_norm = std::sqrt(sum_over_group(*components_.backend, tp_.get(), layout.grad_sum_squares()));
   if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {
     r.grad_norm = std::numeric_limits<double>::quiet_NaN();
   }

@@ -144,6 +144,27 @@ TrainSummary Trainer::run() {
     l2 += static_cast<double>(v) * v;
     sum += v;
   }
+  if (tp_) {
+    // Tensor parallel: the shards add up over the tp group; a parameter every tp rank holds
+    // whole counts its grad_norm_share (1/tp) on each, so once in all.
+    double sums[2] = {0, 0};
+    for (std::size_t i = 0; i < params_->size(); ++i) {
+      const double share = params_->spec(i).grad_norm_share;
+      const auto at = static_cast<std::size_t>(params_->offset(i));
+      const auto count = static_cast<std::size_t>(shape_numel(params_->spec(i).shape));
+      for (std::size_t j = at; j < at + count; ++j) {
+        sums[0] += share * final_params[j] * final_params[j];
+        sums[1] += share * final_params[j];
+      }
+    }
+    float host[2] = {static_cast<float>(sums[0]), static_cast<float>(sums[1])};
+    Tensor t = components_.backend->allocate({2}, DType::f32);
+    components_.backend->copy_from_host(t, host);
+    tp_->all_reduce(t)->wait();
+    components_.backend->copy_to_host(host, t);
+    l2 = host[0];
+    sum = host[1];
+  }
   if (files && recipe_.at("output").get_bool("final_parameters")) {
     std::ofstream(run_dir / "final_parameters.f32", std::ios::binary)
         .write(reinterpret_cast<const char*>(final_params.data()),

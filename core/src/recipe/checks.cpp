@@ -85,10 +85,10 @@ std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnos
   const auto tp = accepted<std::int64_t>(recipe, {"parallel", "tp"});
   const auto pp = accepted<std::int64_t>(recipe, {"parallel", "pp"});
   if (!dp_node || !dp_node->is_scalar() || !nproc || !nnodes || !tp || !pp) return std::nullopt;
-  for (const auto& [name, value] : {std::pair{"tp", *tp}, std::pair{"pp", *pp}}) {
+  for (const auto& [name, value] : {std::pair{"pp", *pp}}) {
     if (value > 1) {
       const ConfigNode* node = find(recipe, {"parallel", name});
-      out.push_back({node->origin(), fmt::format("parallel.{} {}: tensor and pipeline parallel are not available yet", name, value),
+      out.push_back({node->origin(), fmt::format("parallel.{} {}: pipeline parallel is not available yet", name, value),
                      fmt::format("set parallel.{} to 1", name)});
       return std::nullopt;
     }
@@ -122,6 +122,62 @@ std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnos
   return dp;
 }
 
+// Tensor parallel splits heads, the width (and the MLP's 4 × width) and the vocabulary
+// over the tp ranks; sequence parallel splits the tokens. Model keys are the gpt plugin's.
+void check_tensor_parallel(ConfigNode& recipe, std::vector<Diagnostic>& out) {
+  const auto tp = accepted<std::int64_t>(recipe, {"parallel", "tp"});
+  if (!tp || *tp <= 1) return;
+  const ConfigNode* tp_node = find(recipe, {"parallel", "tp"});
+  const auto model_int = [&](const char* key) -> std::pair<const ConfigNode*, std::optional<std::int64_t>> {
+    const ConfigNode* node = find(recipe, {"model", key});
+    if (!node || !node->is_scalar()) return {nullptr, std::nullopt};
+    try {
+      return {node, node->as_int()};
+    } catch (const ConfigError&) {
+      return {node, std::nullopt};  // the plugin's schema reports it
+    }
+  };
+  const auto divisible = [&](const char* key, const char* what) {
+    const auto [node, value] = model_int(key);
+    if (node && value && *value % *tp != 0) {
+      out.push_back({node->origin(),
+                     fmt::format("model.{} {} is not divisible by parallel.tp {}: tensor parallel splits the {} "
+                                 "over the tp ranks", key, *value, *tp, what),
+                     fmt::format("make model.{} a multiple of {}, or change parallel.tp", key, *tp)});
+    }
+  };
+  divisible("n_head", "attention heads");
+  divisible("d_model", "width");
+  divisible("vocab", "vocabulary");
+  const ConfigNode* sp = find(recipe, {"parallel", "sequence_parallel"});
+  if (sp && sp->is_scalar() && sp->text() == "true") {
+    divisible("seq_len", "tokens of each sequence (sequence parallel)");
+    const ConfigNode* dropout = find(recipe, {"model", "dropout"});
+    try {
+      if (dropout && dropout->is_scalar() && dropout->as_double() > 0) {
+        out.push_back({dropout->origin(),
+                       fmt::format("model.dropout {} with parallel.sequence_parallel: a rank's share of the "
+                                   "tokens would draw other dropout masks than the whole sequence", dropout->text()),
+                       "set model.dropout to 0, or parallel.sequence_parallel to false"});
+      }
+    } catch (const ConfigError&) {
+    }
+  }
+  const auto every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
+  if (every && *every > 0) {
+    out.push_back({find(recipe, {"checkpoint", "every"})->origin(),
+                   fmt::format("checkpoint.every {} with parallel.tp {}: checkpoints of tensor-parallel shards are "
+                               "not available yet", *every, *tp),
+                   "set checkpoint.every to 0, or parallel.tp to 1"});
+  }
+  const ConfigNode* precision = find(recipe, {"precision"});
+  if (precision && precision->is_scalar() && precision->text() == "bf16") {
+    out.push_back({tp_node->origin(),
+                   fmt::format("parallel.tp {} with precision bf16: the vocabulary-parallel loss is f32 only", *tp),
+                   "use precision: f32 with tensor parallel"});
+  }
+}
+
 }  // namespace
 
 std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
@@ -129,6 +185,7 @@ std::vector<Diagnostic> check_recipe(ConfigNode& recipe) {
   if (!recipe.is_map()) return out;
 
   std::optional<std::int64_t> dp = resolve_mesh(recipe, out);
+  check_tensor_parallel(recipe, out);
   const std::optional<std::int64_t> micro = accepted<std::int64_t>(recipe, {"train", "micro_batch"});
   ConfigNode* train = find(recipe, {"train"});
   if (train && train->is_map() && !train->has("global_batch") && micro && dp) {

@@ -152,6 +152,9 @@ SectionSchema build_trainer_schema() {
                             .doc("data-parallel degree; auto takes what tp and pp leave"),
                         Key::integer("tp").def("1").min(1).doc("tensor-parallel degree"),
                         Key::integer("pp").def("1").min(1).doc("pipeline-parallel degree"),
+                        Key::boolean("sequence_parallel").def("false")
+                            .doc("with tp > 1: shard layernorm, dropout and residual regions along the tokens "
+                                 "(all-gather / reduce-scatter in place of all-reduce)"),
                     }),
       plain_section("launch", "Processes: one per device, on one or more nodes.",
                     {
