@@ -34,6 +34,7 @@ class WatchedWork final : public CommWork {
   }
   bool ready() override { return inner_->ready(); }
   double busy_seconds() const override { return inner_->busy_seconds(); }
+  double exposed_seconds() const override { return inner_->exposed_seconds(); }
 
  private:
   std::unique_ptr<CommWork> inner_;

@@ -262,6 +262,11 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
                               : w.beats == 0            ? "; it never sent one"
                                                         : "";
       ::kill(-w.pid, SIGKILL);  // a stopped process would not act on SIGTERM
+      while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      w.running = false;
+      w.out.pump(kDrainReads);
+      w.err.pump(kDrainReads);
       if (options.on_worker_failure) options.on_worker_failure(w.rank, kHeartbeatLostExitCode);
       stop(kHeartbeatLostExitCode,
            fmt::format("rank {} (pid {}) stopped heartbeating: none for {:.1f} s (heartbeat timeout {:.1f} s){}",

@@ -48,6 +48,7 @@ class FakeWork final : public CommWork {
     return s_->done;
   }
   double busy_seconds() const override { return 0; }
+  double exposed_seconds() const override { return 0.25; }
 
  private:
   std::shared_ptr<Switch> s_;
@@ -150,6 +151,7 @@ TEST_CASE("the watched communicator numbers and records every operation", "[comm
   comm.barrier();
   inner.issued[0]->finish(false);
   a->wait();
+  CHECK(a->exposed_seconds() == 0.25);  // a device plugin's own measure passes through
   inner.issued[1]->finish(true);
   CHECK_THROWS_AS(b->wait(), CommError);
   REQUIRE(failures.size() == 1);
