@@ -16,6 +16,7 @@ int reference_command(const Args& args);
 int sweep_command(const Args& args);
 int checkpoint_command(const Args& args);
 int sample_command(const Args& args);
+int plan_command(const Args& args);
 
 // Splits `RECIPE [key=value ...] [--flag ...]`; returns false (after printing why) on bad usage.
 struct RecipeArgs {

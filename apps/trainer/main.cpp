@@ -16,6 +16,7 @@ commands:
                                          validate a recipe, then train it (resuming from
                                          its newest checkpoint; stop after N steps)
   validate RECIPE [key=value ...]        print the fully resolved recipe (defaults filled in)
+  plan RECIPE [key=value ...]            print each pipeline rank's schedule and its predicted bubble
   plugins [--plugin-path DIR ...]        list the plugins found on the search path
   reference                              every recipe key (core and plugins) as Markdown
   sweep SWEEP [--dry-run] [--concurrency N] [key=value ...]
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
     if (command == "sweep") return trainer::cli::sweep_command(args);
     if (command == "checkpoint") return trainer::cli::checkpoint_command(args);
     if (command == "sample") return trainer::cli::sample_command(args);
+    if (command == "plan") return trainer::cli::plan_command(args);
   } catch (const std::exception& e) {
     fmt::print(stderr, "trainer {}: error: {}\n", command, e.what());
     return 1;

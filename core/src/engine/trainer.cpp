@@ -108,7 +108,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   // Tensor parallel: the model learns its tp group first, then declares this rank's shards.
   model.configure_parallel(ModelParallel{tp_.get(), coords_.tp, mesh_.size(Axis::tp),
                                          recipe_.at("parallel").get_bool("sequence_parallel")});
-  params_ = std::make_unique<ParameterStore>(backend, model.parameters());
+  params_ = std::make_unique<ParameterStore>(backend, pipeline_parameters(model.parameters()));
   params_->initialize(seed_);
   model.bind(*params_);
   components_.layout->setup(LayoutContext{backend, *params_, dp_.get(), components_.overlap->plan()});
@@ -119,6 +119,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   components_.optimizer->init(backend, targets);
   setup_checkpoints(targets);
   pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
+  setup_pipeline();
   tokens_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
   targets_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
 }
@@ -273,8 +274,8 @@ StepResult Trainer::train_step() {
   // A spike fault makes this rank's loss of the step, and so its gradient, kSpikeFactor times larger.
   const double spike_scale = fault_at(Fault::Kind::spike, step_ + 1, rank_) ? kSpikeFactor : 1.0;
   layout.zero_grads();
-  double loss_sum = 0;
-  for (std::int64_t m = 0; m < accum_; ++m) {
+  double loss_sum = pipeline_ ? pipeline_micro_batches(dloss) : 0.0;
+  for (std::int64_t m = 0; !pipeline_ && m < accum_; ++m) {
     // Global sample positions: across the ranks, micro-batch m covers samples
     // [m*dp*B, (m+1)*dp*B) of the step, rank r the r-th B of them. A dp=1 run with the
     // same global batch sees the same samples with the same dropout masks.
@@ -288,7 +289,7 @@ StepResult Trainer::train_step() {
 
   StepResult r;
   r.step = step_;
-  r.loss = sum_over_ranks(loss_sum) / tokens_per_step;
+  r.loss = sum_over_ranks(pipeline_ ? pipeline_->sum_over_stages(loss_sum) : loss_sum) / tokens_per_step;
   // An injected NaN lands after the gradients were reduced, so only its rank sees it;
   // every rank knows the fault list, and on such a step they vote, so all of them skip.
   // (An organic non-finite value is seen by all ranks: the loss and the norm are global,
@@ -298,7 +299,8 @@ StepResult Trainer::train_step() {
   if (injected) inject_nan_gradient();
   // The layout sums over the dp group; the tp ranks hold different shards (and count their
   // replicated parameters 1/tp each, ParameterSpec::grad_norm_share), so they add up too.
-  r.grad_norm = std::sqrt(sum_over_group(*components_.backend, tp_.get(), layout.grad_sum_squares()));
+  r.grad_norm = std::sqrt(sum_over_group(*components_.backend, tp_.get(),
+                                             pipeline_ ? pipeline_grad_sum_squares() : layout.grad_sum_squares()));
   if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {
     r.grad_norm = std::numeric_limits<double>::quiet_NaN();
   }
@@ -346,8 +348,9 @@ double Trainer::evaluate() {
     eval_windows_->fill(static_cast<std::int64_t>(b) * shape_.B, shape_.B, inputs, targets);
     load_micro_batch(inputs, targets);
     StepContext ctx{seed_, step_, b, false};
-    sum += pass_->evaluate(ctx, tokens_, targets_);
+    sum += pipeline_ ? pipeline_->evaluate(ctx, tokens_, targets_) : pass_->evaluate(ctx, tokens_, targets_);
   }
+  if (pipeline_) sum = pipeline_->sum_over_stages(sum);  // the loss is on the last stage
   return sum / (static_cast<double>(batches) * static_cast<double>(n));
 }
 
@@ -363,7 +366,7 @@ MemoryReport Trainer::memory() const {
   m.peak_parameters_and_gradients = params_->peak_resident_bytes() + layout.parameter_bytes() + layout.gradient_bytes();
   m.peak_staging = peak_staging_;
   m.optimizer_state = components_.optimizer->state_bytes();
-  m.activations = pass_->memory();
+  m.activations = pipeline_ ? pipeline_->memory() : pass_->memory();
   return m;
 }
 

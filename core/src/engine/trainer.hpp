@@ -17,6 +17,7 @@
 #include "engine/health.hpp"
 #include "engine/loss_spike.hpp"
 #include "engine/lr_schedule.hpp"
+#include "engine/pipeline_executor.hpp"
 #include "engine/mesh.hpp"
 #include "engine/run_log.hpp"
 #include "trainer/config.hpp"
@@ -136,6 +137,22 @@ class Trainer {
   [[noreturn]] void abort_run(RunLog& log, const std::string& why);
   // Every rank reloads the newest intact checkpoint and continues from its step.
   void roll_back(RunLog& log);
+  // Pipeline parallel (trainer_pipeline.cpp), when parallel.pp > 1.
+  struct PipelineFigures {  // one stage's measurements, summed over steps after the first
+    int steps = 0;
+    double bubble = 0;
+    std::vector<double> forward_s, backward_s;  // per local chunk
+    int peak_in_flight = 0;
+  };
+  // This rank's parameters: all of them without a pipeline; else its stage's (and the
+  // schedule and stage plan, checked against the recipe).
+  std::vector<ParameterSpec> pipeline_parameters(std::vector<ParameterSpec> all);
+  void setup_pipeline();  // the executor, once the store and layout exist
+  double pipeline_micro_batches(float dloss);
+  double pipeline_grad_sum_squares();  // over every stage, the tied embedding counted once
+  void pipeline_parameter_sums(const std::vector<float>& values, double& sum_squares, double& sum);
+  void log_pipeline_step(RunLog& log);
+  void log_pipeline_summary(RunLog& log, bool console);
 
   ConfigNode recipe_;
   TrainerOptions options_;
@@ -144,6 +161,12 @@ class Trainer {
   std::unique_ptr<Communicator> dp_, tp_, pp_, world_;  // world_: only when tp × pp > 1
   std::unique_ptr<comm::Watchdog> watchdog_;  // after the communicators: destroyed before them
   std::unique_ptr<ForwardBackward> pass_;
+  std::unique_ptr<PipelineScheduler> scheduler_;  // pipeline parallel only
+  std::unique_ptr<PipelineExecutor> pipeline_;
+  PipelineSchedule pp_schedule_;
+  pipeline::StagePlan pp_plan_;
+  bool pp_tied_ = false;
+  std::vector<PipelineFigures> pp_measured_;  // per stage of this replica
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;
   std::unique_ptr<data::EvalWindows> eval_windows_;

@@ -101,6 +101,7 @@ TrainSummary Trainer::run() {
                    elapsed / static_cast<double>(step_ - first_step) * static_cast<double>(steps_ - step_), r.skipped,
                    1000.0 * r.comm.total_s, 1000.0 * r.comm.exposed_s, dp_size_ > 1};
     log.step(rec, console && (step_ % log_every == 0 || step_ == 1 || step_ == steps_ || r.skipped));
+    if (pipeline_) log_pipeline_step(log);  // collective over the stages
     summary.final_loss = r.loss;
     // A bad step or diverged replicas may send every rank back to the newest checkpoint.
     bool roll_back_now = false;
@@ -144,6 +145,7 @@ TrainSummary Trainer::run() {
     l2 += static_cast<double>(v) * v;
     sum += v;
   }
+  if (pipeline_) pipeline_parameter_sums(final_params, l2, sum);  // every stage's, the tied embedding once
   if (tp_) {
     // Tensor parallel: the shards add up over the tp group; a parameter every tp rank holds
     // whole counts its grad_norm_share (1/tp) on each, so once in all.
@@ -185,6 +187,7 @@ TrainSummary Trainer::run() {
             {"final_param_l2", n(std::sqrt(l2))}, {"final_param_sum", n(sum)},
             {"activation_peak_bytes", std::to_string(mem.activations.saved_peak)},
             {"workspace_peak_bytes", std::to_string(mem.activations.workspace_peak)}});
+  if (pipeline_) log_pipeline_summary(log, console);
   if (console) {
     log.note(fmt::format("done: {} steps in {} | median {} tok/s | final loss {:.4f}{}", summary.steps,
                          format_duration(summary.wall_s), format_count(summary.median_tokens_per_s),

@@ -76,6 +76,28 @@ std::string batch_hint(std::int64_t global, std::int64_t micro, std::int64_t dp)
   return hint;
 }
 
+// Pipeline parallel: what it does not combine with yet. The block count and the number of
+// micro-batches a schedule needs are checked when the model and schedule exist (Trainer).
+void check_pipeline(ConfigNode& recipe, std::int64_t pp, std::vector<Diagnostic>& out) {
+  const auto refuse = [&](std::initializer_list<std::string_view> path, std::string_view value, const char* what,
+                          const char* fix) {
+    const ConfigNode* n = find(recipe, path);
+    if (n && n->is_scalar() && n->text() == value) {
+      out.push_back({n->origin(), fmt::format("parallel.pp {}: {} is not available with pipeline parallel yet", pp, what),
+                     fix});
+    }
+  };
+  refuse({"precision"}, "bf16", "precision bf16", "use precision: f32, or parallel.pp: 1");
+  refuse({"output", "final_parameters"}, "true", "output.final_parameters",
+         "set output.final_parameters: false (the summary's final_param_l2/sum cover every stage)");
+  const auto every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
+  if (every && *every > 0) {
+    out.push_back({find(recipe, {"checkpoint", "every"})->origin(),
+                   fmt::format("parallel.pp {}: checkpoints are not available with pipeline parallel yet", pp),
+                   "set checkpoint.every: 0, or parallel.pp: 1"});
+  }
+}
+
 // The mesh: dp × tp × pp must equal the world (launch.nproc × launch.nnodes); `dp: auto`
 // takes the rest. Writes the resolved integer back into parallel.dp and returns it.
 std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnostic>& out) {
@@ -85,14 +107,7 @@ std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnos
   const auto tp = accepted<std::int64_t>(recipe, {"parallel", "tp"});
   const auto pp = accepted<std::int64_t>(recipe, {"parallel", "pp"});
   if (!dp_node || !dp_node->is_scalar() || !nproc || !nnodes || !tp || !pp) return std::nullopt;
-  for (const auto& [name, value] : {std::pair{"pp", *pp}}) {
-    if (value > 1) {
-      const ConfigNode* node = find(recipe, {"parallel", name});
-      out.push_back({node->origin(), fmt::format("parallel.{} {}: pipeline parallel is not available yet", name, value),
-                     fmt::format("set parallel.{} to 1", name)});
-      return std::nullopt;
-    }
-  }
+  if (*pp > 1) check_pipeline(recipe, *pp, out);
   const std::int64_t world = *nproc * *nnodes, model = *tp * *pp;
   std::int64_t dp = 0;
   if (dp_node->text() == "auto") {

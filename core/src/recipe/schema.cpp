@@ -169,6 +169,14 @@ SectionSchema build_trainer_schema() {
                      "How parameters, gradients and optimizer state are placed over the data-parallel ranks."),
       plugin_section("overlap", PluginKind::overlap, "none",
                      "When gradient and parameter communication is issued."),
+      plugin_section("pipeline", PluginKind::schedule, "1f1b",
+                     "With parallel.pp > 1: the schedule of forwards, backwards, sends and receives on each "
+                     "pipeline stage (`trainer plan` prints it), and where the block stack is cut.",
+                     {
+                         Key::string_list("stages").def("[]")
+                             .doc("the first block of each pipeline chunk but the first (pp × virtual_stages - 1 "
+                                  "block indices); empty: balanced by parameter count"),
+                     }),
       plain_section("watchdog", "Hang and death detection: the timeout of every collective, and worker heartbeats.",
                     {
                         Key::number("collective_timeout_s").def("300").min(0.1).max(86400)

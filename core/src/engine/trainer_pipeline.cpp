@@ -1,0 +1,159 @@
+// Trainer's pipeline-parallel parts: the schedule and stage plan from the recipe, this
+// rank's share of the parameters, one step's micro-batches through the executor, and the
+// measured bubble against the predicted one in the run log.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/trainer.hpp"
+#include "pipeline/schedule_simulation.hpp"
+#include "pipeline/pipeline_setup.hpp"
+
+namespace trainer {
+
+std::vector<ParameterSpec> Trainer::pipeline_parameters(std::vector<ParameterSpec> all) {
+  const int pp = mesh_.size(Axis::pp);
+  if (pp == 1) return all;
+  auto setup = pipeline::make_pipeline(recipe_, all, components_.model->num_blocks(), pp, static_cast<int>(accum_));
+  scheduler_ = std::move(setup.scheduler);
+  pp_schedule_ = std::move(setup.schedule);
+  pp_plan_ = std::move(setup.plan);
+  pp_tied_ = setup.tied_head;
+  return pipeline::stage_parameters(all, pp_plan_, pp_schedule_, coords_.pp, pp_tied_);
+}
+
+void Trainer::setup_pipeline() {
+  if (!scheduler_) return;
+  pipeline_ = std::make_unique<PipelineExecutor>(*components_.backend, *components_.model, *components_.recompute,
+                                                 *components_.layout, shape_, pp_schedule_, pp_plan_, *pp_, *params_,
+                                                 pp_tied_);
+  pp_measured_.assign(static_cast<std::size_t>(mesh_.size(Axis::pp)), PipelineFigures{});
+}
+
+double Trainer::pipeline_micro_batches(float dloss) {
+  const std::size_t n = static_cast<std::size_t>(shape_.B) * static_cast<std::size_t>(shape_.T);
+  std::vector<std::int32_t> inputs(n), targets(n);
+  const PipelineExecutor::MicroBatchSource source = [&](int m, const Tensor& tokens, const Tensor& target_tensor) {
+    // The same global sample positions and dropout keys as the unpipelined loop.
+    const std::int64_t global_micro = static_cast<std::int64_t>(m) * dp_size_ + dp_rank_;
+    sampler_->fill_micro_batch(step_, global_micro * shape_.B, shape_.B, inputs, targets);
+    components_.backend->copy_from_host(tokens, inputs.data());
+    components_.backend->copy_from_host(target_tensor, targets.data());
+    return StepContext{seed_, step_, static_cast<int>(global_micro), true};
+  };
+  return pipeline_->train(source, dloss);
+}
+
+double Trainer::pipeline_grad_sum_squares() {
+  auto& layout = *components_.layout;
+  const double stage = layout.grad_sum_squares();
+  const double duplicate = pipeline_->duplicate_grad_sum_squares(layout.optimizer_targets(), dp_.get());
+  return pipeline_->sum_over_stages(stage - duplicate);
+}
+
+void Trainer::pipeline_parameter_sums(const std::vector<float>& values, double& sum_squares, double& sum) {
+  sum_squares = 0;
+  sum = 0;
+  for (std::size_t i = 0; i < params_->size(); ++i) {
+    if (pipeline_->is_duplicate(i)) continue;
+    const auto at = static_cast<std::size_t>(params_->offset(i));
+    const auto count = static_cast<std::size_t>(shape_numel(params_->spec(i).shape));
+    for (std::size_t j = at; j < at + count; ++j) {
+      sum_squares += static_cast<double>(values[j]) * values[j];
+      sum += values[j];
+    }
+  }
+  sum_squares = pipeline_->sum_over_stages(sum_squares);
+  sum = pipeline_->sum_over_stages(sum);
+}
+
+// Every rank of the pp group takes part (an all-gather); rank 0 writes its replica's figures.
+void Trainer::log_pipeline_step(RunLog& log) {
+  const auto& t = pipeline_->last_step();
+  const int v = pp_schedule_.virtual_stages, P = pp_schedule_.stages;
+  const int K = 4 + 2 * v;
+  std::vector<float> mine{static_cast<float>(t.span_s), static_cast<float>(t.compute_s),
+                          static_cast<float>(t.recv_wait_s), static_cast<float>(t.peak_in_flight)};
+  for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.forward_s[static_cast<std::size_t>(c)]));
+  for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.backward_s[static_cast<std::size_t>(c)]));
+  auto& be = *components_.backend;
+  Tensor in = be.allocate({K}, DType::f32), out = be.allocate({static_cast<std::int64_t>(K) * P}, DType::f32);
+  be.copy_from_host(in, mine.data());
+  pp_->all_gather(out, in)->wait();
+  std::vector<float> all(static_cast<std::size_t>(K * P));
+  be.copy_to_host(all.data(), out);
+  std::string bubbles, waits, flights;
+  for (int r = 0; r < P; ++r) {
+    const float* f = all.data() + static_cast<std::ptrdiff_t>(r) * K;
+    auto& m = pp_measured_[static_cast<std::size_t>(r)];
+    const double bubble = f[0] > 0 ? (f[0] - f[1]) / f[0] : 0.0;
+    // The first step pays one-time costs (allocation, connection warm-up): not averaged.
+    if (step_ > 1) {
+      ++m.steps;
+      m.bubble += bubble;
+      m.forward_s.resize(static_cast<std::size_t>(v), 0.0);
+      m.backward_s.resize(static_cast<std::size_t>(v), 0.0);
+      for (int c = 0; c < v; ++c) {
+        m.forward_s[static_cast<std::size_t>(c)] += f[4 + c];
+        m.backward_s[static_cast<std::size_t>(c)] += f[4 + v + c];
+      }
+    }
+    m.peak_in_flight = std::max(m.peak_in_flight, static_cast<int>(f[3]));
+    const char* sep = r == 0 ? "" : ",";
+    bubbles += fmt::format("{}{:.4f}", sep, bubble);
+    waits += fmt::format("{}{:.3f}", sep, 1000.0 * f[2]);
+    flights += fmt::format("{}{}", sep, static_cast<int>(f[3]));
+  }
+  log.json({{"event", "\"pipeline_step\""}, {"step", std::to_string(step_)},
+            {"bubble", "[" + bubbles + "]"}, {"recv_wait_ms", "[" + waits + "]"}, {"in_flight", "[" + flights + "]"}});
+}
+
+void Trainer::log_pipeline_summary(RunLog& log, bool console) {
+  const int P = pp_schedule_.stages;
+  // Predicted twice: from unit costs (forward 1, backward 2: what `trainer plan` prints) and
+  // from this run's mean measured forward/backward time of each chunk (stage imbalance).
+  const auto unit = pipeline::simulate(pp_schedule_, pipeline::unit_costs(pp_schedule_));
+  bool measured = true;
+  for (const auto& m : pp_measured_) measured = measured && m.steps > 0;
+  pipeline::PipelineTimeline calibrated;
+  if (measured) {
+    calibrated = pipeline::simulate(pp_schedule_, [&](int rank, PipelineAction::Kind kind, int chunk) {
+      const auto& m = pp_measured_[static_cast<std::size_t>(rank)];
+      const auto c = static_cast<std::size_t>(chunk / P);
+      return (kind == PipelineAction::Kind::forward ? m.forward_s[c] : m.backward_s[c]) / m.steps;
+    });
+  }
+  std::string meas, pred_unit, pred_cal, flights;
+  double worst = 0;
+  for (int r = 0; r < P; ++r) {
+    const auto& m = pp_measured_[static_cast<std::size_t>(r)];
+    const double b = m.steps > 0 ? m.bubble / m.steps : std::nan("");
+    const char* sep = r == 0 ? "" : ",";
+    meas += fmt::format("{}{:.4f}", sep, b);
+    pred_unit += fmt::format("{}{:.4f}", sep, unit.bubble[static_cast<std::size_t>(r)]);
+    if (measured) {
+      const double p = calibrated.bubble[static_cast<std::size_t>(r)];
+      pred_cal += fmt::format("{}{:.4f}", sep, p);
+      if (p > 0) worst = std::max(worst, std::abs(b - p) / p);
+    }
+    flights += fmt::format("{}{}", sep, m.peak_in_flight);
+  }
+  log.json({{"event", "\"pipeline\""}, {"schedule", RunLog::json_string(pp_schedule_.name)},
+            {"pp", std::to_string(P)}, {"virtual_stages", std::to_string(pp_schedule_.virtual_stages)},
+            {"micro_batches", std::to_string(pp_schedule_.micro_batches)},
+            {"chunks", RunLog::json_string(pp_plan_.describe())},
+            {"bubble_measured", "[" + meas + "]"}, {"bubble_predicted_unit", "[" + pred_unit + "]"},
+            {"bubble_predicted_measured_costs", measured ? "[" + pred_cal + "]" : "null"},
+            {"bubble_max_rel_error", measured ? fmt::format("{:.4f}", worst) : "null"},
+            {"peak_in_flight", "[" + flights + "]"}});
+  if (console) {
+    log.note(fmt::format("pipeline (replica 0): {} over {} stages, {} micro-batches | bubble per stage measured [{}] | "
+                         "predicted [{}] (unit costs [{}]) | micro-batches in flight [{}]",
+                         pp_schedule_.name, P, pp_schedule_.micro_batches, meas, measured ? pred_cal : "-", pred_unit,
+                         flights));
+  }
+}
+
+}  // namespace trainer
