@@ -24,6 +24,10 @@ class Backend : public Plugin {
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;          // src.bytes() bytes
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;          // same byte size
   virtual void synchronize() = 0;
+  // Host memory for large device<->host copies (checkpoint snapshots): page-locked where the
+  // device has it, so copy_to_host runs at full bandwidth. The defaults are malloc and free.
+  virtual void* allocate_host(std::size_t bytes);
+  virtual void free_host(void* p) noexcept;
 
   // --- embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] ---
   virtual void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte,

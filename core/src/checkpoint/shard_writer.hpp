@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/host_buffer.hpp"
 #include "checkpoint/manifest.hpp"
 
 namespace trainer::checkpoint {
@@ -23,7 +24,7 @@ struct SliceRef {
 // What a rank saves at one step: its slices, and their values one after another in `data`.
 struct Snapshot {
   std::vector<SliceRef> slices;
-  std::vector<float> data;
+  HostBuffer data;  // pinned on a GPU backend (Checkpointer binds it to the backend)
 };
 
 struct WrittenChunk {
