@@ -96,7 +96,32 @@ TEST_CASE("the mesh must match the world; dp: auto takes what is left", "[recipe
   CHECK(errors[0].message == "dp 3 × tp 1 × pp 1 = 3 does not match the world size 4 (launch.nproc 4 × launch.nnodes 1)");
   CHECK(errors[0].hint == "use dp: auto, or launch 3 processes");
 
-  const auto tp = validate_file(dir.write("c.yaml", recipe("  micro_batch: 4\n", "parallel:\n  tp: 2\nlaunch:\n  nproc: 2\n")));
-  REQUIRE(tp.size() == 1);
-  CHECK(tp[0].message == "parallel.tp 2: tensor and pipeline parallel are not available yet");
+  ConfigNode t;
+  REQUIRE(validate_file(dir.write("c.yaml", recipe("  micro_batch: 4\n", "parallel:\n  tp: 2\nlaunch:\n  nproc: 4\n")), &t)
+              .empty());
+  CHECK(t.at("parallel").get_int("dp") == 2);
+  CHECK(t.at("train").get_int("global_batch") == 8);
+}
+
+TEST_CASE("tensor parallel: the heads must divide by tp; sequence parallel refuses dropout", "[recipe]") {
+  // The fake gpt of these tests has n_head and dropout; d_model, vocab and seq_len get the
+  // same check (tests/apps/tensor_parallel_sweep_test.sh runs it with the real plugin).
+  TempDir dir;
+  const auto file =
+      dir.write("tp.yaml", recipe("  micro_batch: 4\n", "model:\n  n_head: 4\nparallel:\n  tp: 3\nlaunch:\n  nproc: 3\n"));
+  const auto errors = validate_file(file);
+  INFO(trainer::recipe::format_diagnostics(errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message ==
+        "model.n_head 4 is not divisible by parallel.tp 3: tensor parallel splits the attention heads over the tp ranks");
+  CHECK(errors[0].hint == "make model.n_head a multiple of 3, or change parallel.tp");
+  CHECK(errors[0].origin.to_string() == file.generic_string() + ":7:3");
+
+  const auto sp = validate_file(dir.write("sp.yaml", recipe("  micro_batch: 4\n",
+                                                            "model:\n  n_head: 4\n  dropout: 0.1\n"
+                                                            "parallel:\n  tp: 4\n  sequence_parallel: true\n"
+                                                            "launch:\n  nproc: 4\n")));
+  INFO(trainer::recipe::format_diagnostics(sp));
+  REQUIRE(sp.size() == 1);
+  CHECK(sp[0].message.rfind("model.dropout 0.1 with parallel.sequence_parallel", 0) == 0);
 }
