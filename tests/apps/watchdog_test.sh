@@ -50,7 +50,9 @@ took=$(echo "$ended_at - $hung_at" | bc)
 echo "hang at step 20 -> every process exited after $took s"
 check "the hung job exits with the collective-failure status 4 ($code)" test "$code" -eq 4
 check "every process has exited within 15 s of the hang ($took s)" test "$(echo "$took < 15" | bc)" -eq 1
-check "the timeout fired after the 5 s collective timeout, not before ($took s)" test "$(echo "$took >= 5" | bc)" -eq 1
+# Measured from when this script sees the hang's line (polled every 50 ms), so a little
+# under 5 s is possible; much less would mean the watchdog fired early.
+check "the watchdog waited for the 5 s collective timeout ($took s)" test "$(echo "$took >= 4.8" | bc)" -eq 1
 check "no worker is left" bash -c "! pgrep -f '[o]utput.dir=$work/hang' > /dev/null"
 check "the diagnosis names rank 2 and the collective it never entered" \
   grep -Eq "trainer: diagnosis: rank 2 never entered all_reduce #[0-9]+ of group '[^']+' at step 20; ranks 0, 1 and 3 were waiting in it" hang.log
@@ -98,8 +100,10 @@ echo "SIGSTOP of rank 1 -> named after $noticed s (heartbeat timeout 2 s, interv
 check "the job exits with the heartbeat status 5 ($code)" test "$code" -eq 5
 check "the stopped rank is named" \
   grep -q "trainer: rank 1 (pid $victim) stopped heartbeating: none for [0-9.]* s (heartbeat timeout 2.0 s); the process is stopped" stop.log
-check "noticed within the heartbeat timeout plus one poll ($noticed s)" test "$(echo "$noticed <= 2.6" | bc)" -eq 1
-check "not before the timeout ($noticed s)" test "$(echo "$noticed >= 1.8" | bc)" -eq 1
+# The supervisor last saw a beat up to one interval plus one poll (0.2 s each) before the
+# stop, and sees the silence up to a poll after the timeout.
+check "noticed within the heartbeat timeout, give or take a poll ($noticed s)" test "$(echo "$noticed <= 2.8" | bc)" -eq 1
+check "not much before the timeout ($noticed s)" test "$(echo "$noticed >= 1.6" | bc)" -eq 1
 check "no worker is left" bash -c "! kill -0 $victim 2> /dev/null"
 
 # --- validation: the watchdog's keys are range-checked -----------------------------------------

@@ -245,6 +245,7 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
   };
   const int world = config.nproc * config.nnodes;
   auto heartbeat_timeout = options.heartbeat_timeout;
+  Clock::time_point next_heartbeat_check{};
   auto check_heartbeats = [&] {
     const auto now = Clock::now();
     for (auto& w : set.workers) {
@@ -289,7 +290,7 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
     // A bounded wait even when idle: a cheap safety net should a wake-up ever be lost.
     int timeout_ms = 1000;
     if (heartbeat_timeout.count() > 0) {
-      timeout_ms = static_cast<int>(std::clamp<long long>(heartbeat_timeout.count() / 4, 10, 1000));
+      timeout_ms = static_cast<int>(std::clamp<long long>(heartbeat_timeout.count() / 10, 10, 1000));
     }
     if (stopping && !killed) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kill_at - Clock::now()).count() + 1;
@@ -343,7 +344,10 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
         stop(code, fmt::format("rank {} (pid {}) exited with status {}", w.rank, w.pid, code));
       }
     }
-    if (heartbeat_timeout.count() > 0 && !stopping) {
+    if (heartbeat_timeout.count() > 0 && !stopping && Clock::now() >= next_heartbeat_check) {
+      // At most every tenth of the timeout, however often worker output wakes the loop.
+      next_heartbeat_check = Clock::now() + std::clamp(heartbeat_timeout / 10, std::chrono::milliseconds(10),
+                                                       std::chrono::milliseconds(1000));
       try {
         check_heartbeats();
       } catch (const StoreError& e) {

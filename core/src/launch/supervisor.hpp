@@ -62,7 +62,7 @@ struct SupervisorOptions {
   // Heartbeats (0: off). A running worker whose store counter "heartbeat/<rank>" has not
   // moved for this long (counted from its start) is named, killed with SIGKILL (a stopped
   // process cannot act on SIGTERM) and fails the job with kHeartbeatLostExitCode. Poll:
-  // a quarter of it, at most 1 s.
+  // a tenth of it, at most 1 s.
   std::chrono::milliseconds heartbeat_timeout{0};
   // A worker that exits with comm::kCollectiveFailureExitCode has dumped its flight record
   // and asked the others to: the supervisor waits up to this long for the records of the
