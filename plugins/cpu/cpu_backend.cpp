@@ -25,6 +25,7 @@
 #include "kernels/layernorm.hpp"
 #include "kernels/matmul.hpp"
 #include "trainer/backend.hpp"
+#include "trainer/bf16.hpp"
 #include "trainer/op_checks.hpp"
 
 namespace trainer::cpu {
@@ -92,6 +93,27 @@ class CpuBackend final : public Backend {
     kChecks.tensor("copy", "src", src, src.dtype());
     std::memmove(dst.data(), src.data(), dst.bytes());
   }
+  // f32 <-> bf16 (the cpu ops themselves compute in f32 only; recipes with precision bf16
+  // are refused for this backend). Tests use it to make bf16 inputs for other backends.
+  void convert(const Tensor& dst, const Tensor& src) override {
+    const char* op = "convert";
+    kChecks.tensor(op, "dst", dst, dst.dtype());
+    kChecks.tensor(op, "src", src, src.dtype());
+    if (dst.numel() != src.numel()) {
+      kChecks.fail(op, "dst has " + std::to_string(dst.numel()) + " elements, src has " + std::to_string(src.numel()));
+    }
+    const auto n = static_cast<std::size_t>(src.numel());
+    if (dst.dtype() == src.dtype()) {
+      std::memmove(dst.data(), src.data(), dst.bytes());
+    } else if (dst.dtype() == DType::bf16 && src.dtype() == DType::f32) {
+      for (std::size_t i = 0; i < n; ++i) dst.data_as<std::uint16_t>()[i] = f32_to_bf16(src.data_as<float>()[i]);
+    } else if (dst.dtype() == DType::f32 && src.dtype() == DType::bf16) {
+      for (std::size_t i = 0; i < n; ++i) dst.data_as<float>()[i] = bf16_to_f32(src.data_as<std::uint16_t>()[i]);
+    } else {
+      kChecks.fail(op, std::string("cannot convert ") + dtype_name(src.dtype()) + " to " + dtype_name(dst.dtype()));
+    }
+  }
+
   void synchronize() override {}
 
   void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte,

@@ -81,6 +81,7 @@ std::vector<ParameterSpec> GptModel::parameters() const {
 
 void GptModel::bind(const trainer::ParameterStore& params) {
   params_ = &params;
+  act_ = params.compute_dtype();
   // Pipeline parallel: a stage's store holds only its own blocks, plus the embedding on the
   // first stage and the final norm and head on the last. The engine never asks this rank
   // for a part it does not hold, so an absent parameter gets an index that fails if used.
@@ -117,20 +118,20 @@ std::vector<ActivationSpec> GptModel::block_activations(BatchShape s) const {
   const Shape rows = tp_->sequence_parallel() ? Shape{B * T / tp} : Shape{B, T};
   const Shape resid = tp_->sequence_parallel() ? Shape{B * T / tp, C} : Shape{B, T, C};
   return {
-      {"ln1", {B, T, C}, DType::f32, true},
+      {"ln1", {B, T, C}, act_, true},
       {"ln1_mean", rows, DType::f32, false},
       {"ln1_rstd", rows, DType::f32, false},
-      {"qkv", {B, T, 3 * Cl}, DType::f32, false},
+      {"qkv", {B, T, 3 * Cl}, act_, false},
       // Per query row log-sum-exp: all the fused attention backward needs besides qkv and
       // att_y. Small (no T x T), but remaking it means rerunning attention: not cheap.
       {"att_lse", {B, NHl, T}, DType::f32, false},
-      {"att_y", {B, T, Cl}, DType::f32, false},
-      {"res2", resid, DType::f32, false},
-      {"ln2", {B, T, C}, DType::f32, true},
+      {"att_y", {B, T, Cl}, act_, false},
+      {"res2", resid, act_, false},
+      {"ln2", {B, T, C}, act_, true},
       {"ln2_mean", rows, DType::f32, false},
       {"ln2_rstd", rows, DType::f32, false},
-      {"fc", {B, T, 4 * Cl}, DType::f32, false},
-      {"gelu", {B, T, 4 * Cl}, DType::f32, true},
+      {"fc", {B, T, 4 * Cl}, act_, false},
+      {"gelu", {B, T, 4 * Cl}, act_, true},
   };
 }
 
@@ -210,8 +211,8 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   }
   Tensor res2 = acts.get("res2");
   if (acts.missing({"res2"})) {
-    Tensor proj = acts.scratch({rows, C});
-    tp_->row_forward(proj, sp ? acts.scratch({N, C}) : Tensor(), att_y, w(p.proj_w), w(p.proj_b), N, Cl, C);
+    Tensor proj = acts.scratch({rows, C}, act_);
+    tp_->row_forward(proj, sp ? acts.scratch({N, C}, act_) : Tensor(), att_y, w(p.proj_w), w(p.proj_b), N, Cl, C);
     be_.dropout_forward(proj, proj, pdrop, ctx.dropout_key(attn_site(block)), proj.numel());
     be_.residual_forward(res2, x, proj, proj.numel());
   }
@@ -223,8 +224,8 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   if (acts.missing({"gelu"})) be_.gelu_forward(gelu, fc, fc.numel());
   if (acts.recomputing()) return;  // the block output is not needed to run backward
 
-  Tensor proj2 = acts.scratch({rows, C});
-  tp_->row_forward(proj2, sp ? acts.scratch({N, C}) : Tensor(), gelu, w(p.fcproj_w), w(p.fcproj_b), N, 4 * Cl,
+  Tensor proj2 = acts.scratch({rows, C}, act_);
+  tp_->row_forward(proj2, sp ? acts.scratch({N, C}, act_) : Tensor(), gelu, w(p.fcproj_w), w(p.fcproj_b), N, 4 * Cl,
                    C);
   be_.dropout_forward(proj2, proj2, pdrop, ctx.dropout_key(mlp_site(block)), proj2.numel());
   be_.residual_forward(out, res2, proj2, proj2.numel());
@@ -245,32 +246,32 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
   // parallel), as the row-parallel backward reads it.
   const auto whole_rows = [&](const Tensor& mine) {
     if (!sp) return mine;
-    Tensor whole = acts.scratch({N, C});
+    Tensor whole = acts.scratch({N, C}, act_);
     tp_->all_gather_rows(whole, mine);
     return whole;
   };
 
   // MLP branch: out = res2 + dropout(gelu(ln2 @ fc) @ proj)
-  Tensor dproj2 = acts.scratch({rows, C});
+  Tensor dproj2 = acts.scratch({rows, C}, act_);
   be_.dropout_backward(dproj2, dresid, pdrop, ctx.dropout_key(mlp_site(block)), dproj2.numel());
-  Tensor dgelu = acts.scratch({B, T, 4 * Cl});
+  Tensor dgelu = acts.scratch({B, T, 4 * Cl}, act_);
   tp_->row_backward(dgelu, g(p.fcproj_w), g(p.fcproj_b), whole_rows(dproj2), gelu, w(p.fcproj_w), N, 4 * Cl, C);
-  Tensor dfc = acts.scratch({B, T, 4 * Cl});
+  Tensor dfc = acts.scratch({B, T, 4 * Cl}, act_);
   be_.gelu_backward(dfc, fc, dgelu, dfc.numel());
-  Tensor dln2 = acts.scratch({rows, C});
-  tp_->column_backward(dln2, sp ? acts.scratch({N, C}) : Tensor(), g(p.fc_w), g(p.fc_b), dfc, ln2, w(p.fc_w), N,
+  Tensor dln2 = acts.scratch({rows, C}, act_);
+  tp_->column_backward(dln2, sp ? acts.scratch({N, C}, act_) : Tensor(), g(p.fc_w), g(p.fc_b), dfc, ln2, w(p.fc_w), N,
                        C, 4 * Cl);
   norm_backward(dresid, p.ln2_w, p.ln2_b, dln2, res2, m2, r2, rows, acts);
 
   // Attention branch: res2 = x + dropout(attention(ln1 @ qkv) @ proj)
-  Tensor dproj = acts.scratch({rows, C});
+  Tensor dproj = acts.scratch({rows, C}, act_);
   be_.dropout_backward(dproj, dresid, pdrop, ctx.dropout_key(attn_site(block)), dproj.numel());
-  Tensor datt_y = acts.scratch({B, T, Cl});
+  Tensor datt_y = acts.scratch({B, T, Cl}, act_);
   tp_->row_backward(datt_y, g(p.proj_w), g(p.proj_b), whole_rows(dproj), att_y, w(p.proj_w), N, Cl, C);
-  Tensor dqkv = acts.scratch({B, T, 3 * Cl});
+  Tensor dqkv = acts.scratch({B, T, 3 * Cl}, act_);
   be_.attention_backward(dqkv, datt_y, qkv, att_y, att_lse, B, T, Cl, cfg_.n_head / tp);
-  Tensor dln1 = acts.scratch({rows, C});
-  tp_->column_backward(dln1, sp ? acts.scratch({N, C}) : Tensor(), g(p.qkv_w), g(p.qkv_b), dqkv, ln1,
+  Tensor dln1 = acts.scratch({rows, C}, act_);
+  tp_->column_backward(dln1, sp ? acts.scratch({N, C}, act_) : Tensor(), g(p.qkv_w), g(p.qkv_b), dqkv, ln1,
                        w(p.qkv_w), N, C, 3 * Cl);
   norm_backward(dresid, p.ln1_w, p.ln1_b, dln1, x, m1, r1, rows, acts);
 }
@@ -281,10 +282,10 @@ double GptModel::head_forward_backward(const trainer::StepContext&, BatchShape s
   const int B = s.B, T = s.T, C = cfg_.d_model, V = cfg_.vocab, N = B * T, tp = par_.tp_size, Vl = V / tp;
   const bool sp = tp_->sequence_parallel();
   const int rows = sp ? N / tp : N;
-  Tensor lnf = acts.scratch({B, T, C}), mf = acts.scratch({rows}), rf = acts.scratch({rows});
+  Tensor lnf = acts.scratch({B, T, C}, act_), mf = acts.scratch({rows}), rf = acts.scratch({rows});
   norm_forward(lnf, mf, rf, x, lnf_w_, lnf_b_, rows, acts);
   // Tensor parallel: this rank's V/tp columns of the logits (the head is column-parallel).
-  Tensor logits = acts.scratch({B, T, Vl});
+  Tensor logits = acts.scratch({B, T, Vl}, act_);
   tp_->column_forward(logits, lnf, w(head_w_), Tensor(), N, C, Vl);
   double sum = 0;
   if (tp == 1) {
@@ -298,8 +299,8 @@ double GptModel::head_forward_backward(const trainer::StepContext&, BatchShape s
     sum = tp_->vocab_cross_entropy(dx ? logits : Tensor(), logits, targets, dloss, N, V);
   }
   if (dx) {
-    Tensor dlnf = acts.scratch({rows, C});
-    tp_->column_backward(dlnf, sp ? acts.scratch({N, C}) : Tensor(), g(head_w_), Tensor(), logits, lnf,
+    Tensor dlnf = acts.scratch({rows, C}, act_);
+    tp_->column_backward(dlnf, sp ? acts.scratch({N, C}, act_) : Tensor(), g(head_w_), Tensor(), logits, lnf,
                          w(head_w_), N, C, Vl);
     be_.fill_zero(dx);
     norm_backward(dx, lnf_w_, lnf_b_, dlnf, x, mf, rf, rows, acts);
@@ -312,7 +313,7 @@ void GptModel::head_logits(const trainer::StepContext&, BatchShape s, const Tens
                            trainer::BlockActivations& acts) {
   if (par_.tp_size > 1) throw std::logic_error("gpt: sampling under tensor parallel (tp > 1) is not supported");
   const int B = s.B, T = s.T, C = cfg_.d_model, V = cfg_.vocab, N = B * T;
-  Tensor lnf = acts.scratch({B, T, C}), mf = acts.scratch({B, T}), rf = acts.scratch({B, T});
+  Tensor lnf = acts.scratch({B, T, C}, act_), mf = acts.scratch({B, T}), rf = acts.scratch({B, T});
   be_.layernorm_forward(lnf, mf, rf, x, w(lnf_w_), w(lnf_b_), N, C);
   be_.matmul_forward(logits, lnf, w(head_w_), Tensor(), N, C, V);
 }

@@ -55,7 +55,8 @@ class GptModel final : public trainer::Model {
   struct BlockParams {
     std::size_t ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b;
   };
-  trainer::Tensor w(std::size_t i) const { return params_->value(i); }
+  // The compute copy (bf16 under mixed precision, else the f32 value itself).
+  trainer::Tensor w(std::size_t i) const { return params_->compute_value(i); }
   trainer::Tensor g(std::size_t i) const { return params_->grad(i); }
   // Layernorms over this rank's token rows (all of them unless sequence parallel), see the .cpp.
   void norm_forward(const trainer::Tensor& whole, const trainer::Tensor& mean, const trainer::Tensor& rstd,
@@ -74,6 +75,7 @@ class GptModel final : public trainer::Model {
   trainer::ModelParallel par_;                   // tp 1 unless configure_parallel says otherwise
   std::unique_ptr<trainer::TensorParallel> tp_;  // the split layers' collectives
   const trainer::ParameterStore* params_ = nullptr;
+  trainer::DType act_ = trainer::DType::f32;  // activations: the store's compute dtype
   std::size_t wte_ = 0, wpe_ = 0, lnf_w_ = 0, lnf_b_ = 0, head_w_ = 0;
   std::vector<BlockParams> blocks_;
 };

@@ -2,6 +2,9 @@
 // Ops take explicit shapes. Unless a comment says "accumulates", outputs are overwritten.
 // Parameter gradients (dweight, dbias, dwte, dwpe) always accumulate, so gradient
 // accumulation over micro-batches is free. All f32 unless the tensor says otherwise.
+// Mixed precision (a backend that accepts bf16, see docs/gpu.md): activations and the
+// parameters an op reads may be bf16, computed in f32; parameter gradients, optimizer
+// tensors, losses, layernorm mean/rstd stay f32.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +26,9 @@ class Backend : public Plugin {
   virtual void copy_from_host(const Tensor& dst, const void* src) = 0;  // dst.bytes() bytes
   virtual void copy_to_host(void* dst, const Tensor& src) = 0;          // src.bytes() bytes
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;          // same byte size
+  // dst = src converted between f32 and bf16 (round to nearest even), same element count;
+  // equal dtypes copy. Mixed precision makes the bf16 compute copies of parameters with it.
+  virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   virtual void synchronize() = 0;
   // Host memory for large device<->host copies (checkpoint snapshots): page-locked where the
   // device has it, so copy_to_host runs at full bandwidth. The defaults are malloc and free.

@@ -57,6 +57,21 @@ class ParameterStore {
   Tensor value(std::size_t i) const { return values_.at(i); }
   Tensor grad(std::size_t i) const { return grads_.at(i); }
 
+  // Mixed precision: with a bf16 compute dtype every resident unit also has a bf16 copy of
+  // its f32 (master) values, which the model's forward and backward read. The engine
+  // refreshes a unit's copy before the unit is used (refresh_compute) and marks all copies
+  // stale after the values change (invalidate_compute: after an optimizer step or a load).
+  // With f32 (the default) compute_value(i) is value(i) and the rest does nothing.
+  void set_compute_dtype(DType dtype);
+  DType compute_dtype() const { return compute_dtype_; }
+  Tensor compute_value(std::size_t i) const {
+    return compute_dtype_ == DType::f32 ? values_.at(i) : compute_values_.at(i);
+  }
+  void refresh_compute(std::size_t u);    // no-op if fresh or released
+  void refresh_compute_block(int block);  // every unit of that block (-1: the non-block units)
+  void refresh_compute_resident();        // every unit whose values are present
+  void invalidate_compute();
+
   const std::vector<ParameterUnit>& units() const { return units_; }
   std::size_t unit_of(std::size_t param) const { return unit_of_.at(param); }
   const Tensor& unit_values(std::size_t u) const { return unit_values_.at(u); }
@@ -84,6 +99,7 @@ class ParameterStore {
 
  private:
   void bind_views(std::size_t u);
+  void materialize_compute(std::size_t u);
   void account(std::int64_t delta);
 
   Backend& backend_;
@@ -93,6 +109,9 @@ class ParameterStore {
   std::vector<ParameterUnit> units_;
   std::vector<Tensor> unit_values_, unit_grads_;
   std::vector<Tensor> values_, grads_;
+  DType compute_dtype_ = DType::f32;
+  std::vector<Tensor> unit_compute_, compute_values_;
+  std::vector<bool> compute_fresh_;
   std::int64_t numel_ = 0;
   std::size_t resident_bytes_ = 0, peak_resident_bytes_ = 0;
 };

@@ -22,8 +22,13 @@ ForwardBackward::ForwardBackward(Backend& backend, Model& model, const Recompute
   edge_ = std::make_unique<BlockActivationStore>(backend, std::vector<ActivationSpec>{}, saved_, workspace_);
 }
 
+void ForwardBackward::use_compute_copies(ParameterStore& params) {
+  params_ = &params;
+  residual_dtype_ = params.compute_dtype();
+}
+
 Tensor ForwardBackward::residual() {
-  Tensor t = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  Tensor t = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
   saved_.add(t.bytes());
   return t;
 }
@@ -35,6 +40,7 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
   // xs[b] is block b's input; xs[L] feeds the head. Each is freed once nothing needs it.
   std::vector<Tensor> xs;
   xs.push_back(residual());
+  refresh(-1);
   edge_->begin_pass(false);
   model_.embed_forward(ctx, shape_, tokens, xs[0], *edge_);
   edge_->end_pass();
@@ -42,13 +48,14 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
     xs.push_back(residual());
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
     layout_.before_forward(b);
+    refresh(b);
     acts.begin_pass(false);
     model_.block_forward(b, ctx, shape_, xs[b], xs[b + 1], acts);
     acts.end_forward();
     layout_.after_forward(b);
   }
 
-  Tensor dresid = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  Tensor dresid = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
   workspace_.add(dresid.bytes());
   edge_->begin_pass(false);
   const double loss = model_.head_forward_backward(ctx, shape_, xs[L], targets, dloss, dresid, *edge_);
@@ -59,6 +66,7 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
     saved_.sub(xs[b + 1].bytes());
     xs[b + 1] = Tensor();
     layout_.before_backward(b);
+    refresh(b);
     if (!acts.all_held()) {
       acts.begin_pass(true);
       model_.block_forward(b, ctx, shape_, xs[b], Tensor(), acts);
@@ -80,15 +88,17 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
 
 double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets) {
   const int L = model_.num_blocks();
-  Tensor x = backend_.allocate(model_.residual_shape(shape_), DType::f32);
-  Tensor y = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  Tensor x = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
+  Tensor y = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
   layout_.begin_micro_batch(false);
+  refresh(-1);
   edge_->begin_pass(false);
   model_.embed_forward(ctx, shape_, tokens, x, *edge_);
   edge_->end_pass();
   for (int b = 0; b < L; ++b) {
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
     layout_.before_forward(b);
+    refresh(b);
     acts.begin_pass(false);
     model_.block_forward(b, ctx, shape_, x, y, acts);
     acts.release_all();

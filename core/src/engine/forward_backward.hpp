@@ -31,8 +31,16 @@ class ForwardBackward {
   ActivationMemory memory() const { return {saved_.peak(), workspace_.peak()}; }
   BatchShape shape() const { return shape_; }
 
+  // Mixed precision: block-boundary buffers in the store's compute dtype, and each unit's
+  // compute copy refreshed after the layout made the unit present (before its forward and
+  // its backward). Without this call everything is f32, as before.
+  void use_compute_copies(ParameterStore& params);
+
  private:
   Tensor residual();  // a block-boundary buffer, metered as saved
+  void refresh(int block) {
+    if (params_) params_->refresh_compute_block(block);
+  }
 
   Backend& backend_;
   Model& model_;
@@ -41,6 +49,8 @@ class ForwardBackward {
   MemoryMeter saved_, workspace_;
   std::vector<std::unique_ptr<BlockActivationStore>> blocks_;
   std::unique_ptr<BlockActivationStore> edge_;  // embedding and head: workspace only
+  ParameterStore* params_ = nullptr;
+  DType residual_dtype_ = DType::f32;
 };
 
 }  // namespace trainer

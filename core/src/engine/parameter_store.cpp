@@ -69,13 +69,65 @@ void ParameterStore::bind_views(std::size_t u) {
     const auto local = offsets_[i] - unit.offset;
     values_[i] = unit_values_[u] ? unit_values_[u].view(local, specs_[i].shape) : Tensor();
     grads_[i] = unit_grads_[u] ? unit_grads_[u].view(local, specs_[i].shape) : Tensor();
+    if (!compute_values_.empty()) {
+      compute_values_[i] = unit_compute_[u] ? unit_compute_[u].view(local, specs_[i].shape) : Tensor();
+    }
   }
 }
+
+void ParameterStore::set_compute_dtype(DType dtype) {
+  if (dtype != DType::f32 && dtype != DType::bf16) {
+    throw std::invalid_argument(std::string("ParameterStore: compute dtype must be f32 or bf16, not ") + dtype_name(dtype));
+  }
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    if (!unit_compute_.empty() && unit_compute_[u]) account(-static_cast<std::int64_t>(unit_compute_[u].bytes()));
+  }
+  compute_dtype_ = dtype;
+  unit_compute_.assign(units_.size(), Tensor());
+  compute_values_.assign(specs_.size(), Tensor());
+  compute_fresh_.assign(units_.size(), false);
+  if (dtype == DType::f32) {
+    unit_compute_.clear();
+    compute_values_.clear();
+    return;
+  }
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    if (unit_values_[u]) materialize_compute(u);
+    bind_views(u);
+  }
+}
+
+void ParameterStore::materialize_compute(std::size_t u) {
+  if (compute_dtype_ == DType::f32 || unit_compute_[u]) return;
+  unit_compute_[u] = backend_.allocate({units_[u].numel}, compute_dtype_);
+  account(static_cast<std::int64_t>(unit_compute_[u].bytes()));
+  compute_fresh_[u] = false;
+}
+
+void ParameterStore::refresh_compute(std::size_t u) {
+  if (compute_dtype_ == DType::f32 || compute_fresh_.at(u) || !unit_values_.at(u)) return;
+  backend_.convert(unit_compute_[u], unit_values_[u]);
+  compute_fresh_[u] = true;
+}
+
+void ParameterStore::refresh_compute_block(int block) {
+  if (compute_dtype_ == DType::f32) return;
+  for (std::size_t u = 0; u < units_.size(); ++u) {
+    if (units_[u].block == block) refresh_compute(u);
+  }
+}
+
+void ParameterStore::refresh_compute_resident() {
+  for (std::size_t u = 0; u < units_.size(); ++u) refresh_compute(u);
+}
+
+void ParameterStore::invalidate_compute() { compute_fresh_.assign(compute_fresh_.size(), false); }
 
 void ParameterStore::materialize_values(std::size_t u) {
   if (unit_values_.at(u)) return;
   unit_values_[u] = backend_.allocate({units_[u].numel}, DType::f32);
   account(static_cast<std::int64_t>(unit_values_[u].bytes()));
+  if (compute_dtype_ != DType::f32) materialize_compute(u);
   bind_views(u);
 }
 
@@ -83,6 +135,11 @@ void ParameterStore::release_values(std::size_t u) {
   if (!unit_values_.at(u)) return;
   account(-static_cast<std::int64_t>(unit_values_[u].bytes()));
   unit_values_[u] = Tensor();
+  if (compute_dtype_ != DType::f32 && unit_compute_[u]) {
+    account(-static_cast<std::int64_t>(unit_compute_[u].bytes()));
+    unit_compute_[u] = Tensor();
+    compute_fresh_[u] = false;
+  }
   bind_views(u);
 }
 

@@ -110,6 +110,10 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
                                          recipe_.at("parallel").get_bool("sequence_parallel")});
   params_ = std::make_unique<ParameterStore>(backend, pipeline_parameters(model.parameters()));
   params_->initialize(seed_);
+  // precision bf16: f32 master values, gradients and optimizer state; bf16 compute copies
+  // and activations (checks.cpp refuses it for backends without bf16 ops).
+  const bool bf16 = recipe_.has("precision") && recipe_.at("precision").text() == "bf16";
+  if (bf16) params_->set_compute_dtype(DType::bf16);
   model.bind(*params_);
   components_.layout->setup(LayoutContext{backend, *params_, dp_.get(), components_.overlap->plan()});
   params_->reset_peak_resident();  // the full initial copy is a start-up cost, not the steady state
@@ -120,6 +124,10 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   setup_checkpoints(targets);
   pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
   setup_pipeline();
+  if (bf16) pass_->use_compute_copies(*params_);
+  // Paths that do not go through ForwardBackward (the pipeline executor) read the copies of
+  // resident units as they are: refresh those eagerly; ForwardBackward refreshes gathered ones.
+  params_->refresh_compute_resident();
   tokens_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
   targets_ = backend.allocate({shape_.B, shape_.T}, DType::i32);
 }
@@ -160,6 +168,8 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets, boo
     // zero1/zero2 all-gather the owned ranges, fsdp's shards are the parameters.
     checkpointer_->load();
     layout.after_optimizer_step();
+    params_->invalidate_compute();
+    params_->refresh_compute_resident();
     layout.take_comm_times();
     step_ = from->manifest.step;
     resumed_from_ = from->dir.string();
@@ -316,6 +326,8 @@ StepResult Trainer::train_step() {
     if (grad_clip_ > 0 && r.grad_norm > grad_clip_) layout.scale_grads(static_cast<float>(grad_clip_ / r.grad_norm));
     components_.optimizer->step(static_cast<float>(r.lr), step_ + 1);
     layout.after_optimizer_step();
+    params_->invalidate_compute();
+    params_->refresh_compute_resident();
   }
   peak_staging_ = layout.staging_bytes();
   r.comm = layout.take_comm_times();

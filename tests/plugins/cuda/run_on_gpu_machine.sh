@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the cuda plugin, its tests and their references (cpu, gpt, replicate, recompute none)
+# Builds the cuda plugin, its tests and their references (cpu, gpt, replicate, recompute none,
+# adamw)
 # on a GPU machine that has CUDA, yaml-cpp, fmt and Boost headers but no Catch2, OpenBLAS or
 # compiled Boost libraries, then runs the tests. Needs, in the repository's .deb/ (git-ignored),
 # Debian's catch2, libopenblas0-pthread, libopenblas-pthread-dev and libgfortran5 packages
@@ -20,7 +21,7 @@ cmake -S . -B /tmp/trainer-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_FLAGS="-isystem $X/usr/include/x86_64-linux-gnu/openblas-pthread" > "$OUT/configure.txt" 2>&1 \
   || { tail -40 "$OUT/configure.txt"; exit 1; }
 time cmake --build /tmp/trainer-build -j "$(nproc)" --target trainer_plugin_cpu trainer_plugin_cuda \
-  trainer_plugin_gpt trainer_plugin_replicate trainer_plugin_recompute_none test_plugins_cuda > "$OUT/build.txt" 2>&1 \
+  trainer_plugin_gpt trainer_plugin_replicate trainer_plugin_recompute_none trainer_plugin_adamw test_plugins_cuda > "$OUT/build.txt" 2>&1 \
   || { grep -B5 -A20 "error" "$OUT/build.txt" | head -80; exit 1; }
 grep -i "warning" "$OUT/build.txt" | grep -i cuda | head -20 || true
 cd /tmp/trainer-build/tests
