@@ -13,7 +13,7 @@ cd "$work"
 trainer="$build/bin/trainer"
 
 "$trainer" sweep "$src/configs/sweeps/tensor-parallel.yaml"
-check "sweep: every point within tolerance" grep -q "9 points: 9 ok, 0 FAIL, 0 ERROR" runs/sweep-tensor-parallel/results.md
+check "sweep: every point within tolerance" grep -q "10 points: 10 ok, 0 FAIL, 0 ERROR" runs/sweep-tensor-parallel/results.md
 
 recipe="$src/configs/sweeps/tiny-gpt-tp.yaml"
 out=$("$trainer" validate "$recipe" launch.nproc=5 parallel.tp=5 2>&1); rc=$?
