@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The pipeline-parallel acceptance sweep: every schedule at pp 2 and 4, and dp 2 × pp 2
-# under three layouts, reproduce the single-process losses and final parameters
-# (configs/sweeps/pipeline-parallel.yaml). Then what `trainer plan` prints and refuses, and
+# The pipeline-parallel acceptance sweep: every schedule at pp 2 and 4, dp 2 × pp 2 under
+# three layouts, tp 2 × pp 2 and dp 2 × tp 2 × pp 2 (8 processes) reproduce the
+# single-process losses and final parameters (configs/sweeps/pipeline-parallel.yaml). Then what `trainer plan` prints and refuses, and
 # what a pipelined run logs: 1f1b holds at most pp micro-batches in flight per stage,
 # gpipe all of them, and the measured bubble is reported next to the predicted one.
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$work"
 trainer="$build/bin/trainer"
 
 "$trainer" sweep "$src/configs/sweeps/pipeline-parallel.yaml" > sweep.txt || true
-check "sweep: 11 points, all within 1e-5 of one process" grep -q "11 points: 11 ok, 0 FAIL, 0 ERROR" runs/sweep-pipeline-parallel/results.md
+check "sweep: 13 points, all within 1e-5 of one process" grep -q "13 points: 13 ok, 0 FAIL, 0 ERROR" runs/sweep-pipeline-parallel/results.md
 
 base="$src/configs/sweeps/tiny-gpt.yaml"
 "$trainer" plan "$base" model.n_layer=4 train.global_batch=16 parallel.pp=2 launch.nproc=2 pipeline=1f1b > plan.txt

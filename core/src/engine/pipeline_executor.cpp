@@ -293,7 +293,8 @@ double PipelineExecutor::duplicate_grad_sum_squares(const std::vector<OptimizerT
     for (std::size_t i = 0; i < embedding_params_; ++i) {
       const auto& name = params_.spec(i).name;
       if (t.name == name || t.name.rfind(name + "[", 0) == 0) {
-        sum += backend_.sum_squares(t.grad, t.grad.numel());
+        // Counted as the layout counts it (a tensor-parallel replica: 1/tp on each tp rank).
+        sum += params_.spec(i).grad_norm_share * backend_.sum_squares(t.grad, t.grad.numel());
         owned += t.grad.numel();
       }
     }

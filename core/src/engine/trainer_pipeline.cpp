@@ -58,15 +58,27 @@ void Trainer::pipeline_parameter_sums(const std::vector<float>& values, double& 
   sum = 0;
   for (std::size_t i = 0; i < params_->size(); ++i) {
     if (pipeline_->is_duplicate(i)) continue;
+    // Tensor parallel: shards add up over the tp group; a parameter every tp rank holds
+    // whole counts its grad_norm_share (1/tp) on each, so once in all.
+    const double share = params_->spec(i).grad_norm_share;
     const auto at = static_cast<std::size_t>(params_->offset(i));
     const auto count = static_cast<std::size_t>(shape_numel(params_->spec(i).shape));
     for (std::size_t j = at; j < at + count; ++j) {
-      sum_squares += static_cast<double>(values[j]) * values[j];
-      sum += values[j];
+      sum_squares += share * static_cast<double>(values[j]) * values[j];
+      sum += share * values[j];
     }
   }
   sum_squares = pipeline_->sum_over_stages(sum_squares);
   sum = pipeline_->sum_over_stages(sum);
+  if (tp_) {
+    float host[2] = {static_cast<float>(sum_squares), static_cast<float>(sum)};
+    Tensor t = components_.backend->allocate({2}, DType::f32);
+    components_.backend->copy_from_host(t, host);
+    tp_->all_reduce(t)->wait();
+    components_.backend->copy_to_host(host, t);
+    sum_squares = host[0];
+    sum = host[1];
+  }
 }
 
 // Every rank of the pp group takes part (an all-gather); rank 0 writes its replica's figures.
