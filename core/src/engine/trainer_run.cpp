@@ -45,6 +45,11 @@ TrainSummary Trainer::run() {
                          format_bytes(static_cast<double>(params_->numel()) * 4.0), components_.model->num_blocks(),
                          shape_.T, global_batch_, shape_.T, dp_size_, accum_, shape_.B,
                          recipe_.at("layout").get_string("plugin"), recipe_.at("overlap").get_string("plugin"), steps_));
+    if (mesh_.size(Axis::tp) > 1) {
+      log.note(fmt::format("tensor parallel: {} ranks per replica{}; the parameter count above is one rank's share",
+                           mesh_.size(Axis::tp),
+                           recipe_.at("parallel").get_bool("sequence_parallel") ? ", sequence parallel" : ""));
+    }
   }
 
   log.json({{"event", "\"start\""}, {"steps", std::to_string(steps_)}, {"dp", std::to_string(dp_size_)},
@@ -146,7 +151,7 @@ TrainSummary Trainer::run() {
     sum += v;
   }
   if (pipeline_) pipeline_parameter_sums(final_params, l2, sum);  // every stage's, the tied embedding once
-  if (tp_) {
+  if (tp_ && !pipeline_) {
     // Tensor parallel: the shards add up over the tp group; a parameter every tp rank holds
     // whole counts its grad_norm_share (1/tp) on each, so once in all.
     double sums[2] = {0, 0};
