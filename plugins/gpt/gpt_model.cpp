@@ -15,6 +15,22 @@ using trainer::Tensor;
 GptModel::GptModel(trainer::Backend& backend, GptConfig config)
     : be_(backend), cfg_(config), tp_(std::make_unique<trainer::TensorParallel>(backend, trainer::ModelParallel{})) {}
 
+void GptModel::configure_parallel(const trainer::ModelParallel& parallel) {
+  const int tp = parallel.tp_size;
+  const auto refuse = [&](const std::string& what) {
+    throw std::invalid_argument("gpt: parallel.tp " + std::to_string(tp) + ": " + what);
+  };
+  if (cfg_.n_head % tp != 0) refuse("model.n_head " + std::to_string(cfg_.n_head) + " is not divisible by tp");
+  if (cfg_.vocab % tp != 0) refuse("model.vocab " + std::to_string(cfg_.vocab) + " is not divisible by tp");
+  if (parallel.sequence_parallel && tp > 1) {
+    if (cfg_.seq_len % tp != 0) refuse("model.seq_len is not divisible by tp (sequence parallel)");
+    // A dropout mask is drawn by element index; a shard of rows would draw other masks.
+    if (cfg_.dropout > 0) refuse("sequence parallel needs model.dropout 0");
+  }
+  par_ = parallel;
+  tp_ = std::make_unique<trainer::TensorParallel>(be_, parallel);
+}
+
 namespace {
 
 // A whole parameter (positional braces would leave its tensor-parallel fields to defaults
