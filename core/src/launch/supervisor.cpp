@@ -97,6 +97,10 @@ char process_state(pid_t pid) {
   return paren != std::string::npos && paren + 2 < text.size() ? text[paren + 2] : '?';
 }
 
+bool collective_failure(int status) {
+  return WIFEXITED(status) && WEXITSTATUS(status) == comm::kCollectiveFailureExitCode;
+}
+
 // After a collective failure: asks every rank for its flight record (the failed one has
 // already), waits for those of local workers that can still write one, and diagnoses.
 std::string collect_and_diagnose(Store& store, const std::vector<Worker>& workers, int world,
@@ -276,6 +280,33 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
     }
   };
 
+  // Reaps `w` if it has exited (its last output printed first); its wait status, if so.
+  auto reap = [](Worker& w) -> std::optional<int> {
+    if (!w.running) return std::nullopt;
+    int status = 0;
+    if (::waitpid(w.pid, &status, WNOHANG) != w.pid) return std::nullopt;
+    w.running = false;
+    w.out.pump(kDrainReads);
+    w.err.pump(kDrainReads);
+    return status;
+  };
+  // The first failure stops the job and is reported to the policy; later ones are not.
+  auto report = [&](const Worker& w, int status) {
+    if (stopping) return;
+    const int failed_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    if (options.on_worker_failure) options.on_worker_failure(w.rank, failed_code);
+    if (WIFSIGNALED(status)) {
+      int sig = WTERMSIG(status);
+      stop(128 + sig, fmt::format("rank {} (pid {}) was killed by signal {}{}", w.rank, w.pid, signal_name(sig),
+                                  WCOREDUMP(status) ? " (core dumped)" : ""));
+    } else if (collective_failure(status)) {
+      stop(failed_code, fmt::format("rank {} (pid {}) exited with status {} (a collective timed out or failed)",
+                                    w.rank, w.pid, failed_code));
+    } else {
+      stop(failed_code, fmt::format("rank {} (pid {}) exited with status {}", w.rank, w.pid, failed_code));
+    }
+  };
+
   std::vector<pollfd> fds;
   std::vector<Stream*> streams;
   while (set.running() > 0) {
@@ -313,36 +344,34 @@ int supervise(const LaunchConfig& config, const std::vector<std::string>& worker
       }
     }
 
+    std::vector<std::pair<Worker*, int>> exited;  // reaped in this wake-up, with their status
     for (auto& w : set.workers) {
-      if (!w.running) continue;
-      int status = 0;
-      pid_t r = ::waitpid(w.pid, &status, WNOHANG);
-      if (r != w.pid) continue;
-      w.running = false;
-      // Its last output is already in the pipes: print it before saying it failed.
-      w.out.pump(kDrainReads);
-      w.err.pump(kDrainReads);
-      if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
-      if (stopping) continue;  // expected: we asked it to stop
-      const int failed_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-      if (options.on_worker_failure) options.on_worker_failure(w.rank, failed_code);
-      if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        stop(128 + sig, fmt::format("rank {} (pid {}) was killed by signal {}{}", w.rank, w.pid, signal_name(sig),
-                                    WCOREDUMP(status) ? " (core dumped)" : ""));
-      } else if (const int code = WEXITSTATUS(status); code == comm::kCollectiveFailureExitCode) {
-        std::string diagnosis;
-        try {
-          diagnosis = collect_and_diagnose(store(), set.workers, world, options.flight_record_wait);
-        } catch (const std::exception& e) {
-          diagnosis = fmt::format("diagnosis: none (the flight records could not be read: {})", e.what());
-        }
-        stop(code, fmt::format("rank {} (pid {}) exited with status {} (a collective timed out or failed)", w.rank,
-                               w.pid, code));
-        say(options.stderr_fd, diagnosis);
-      } else {
-        stop(code, fmt::format("rank {} (pid {}) exited with status {}", w.rank, w.pid, code));
+      if (auto status = reap(w)) exited.emplace_back(&w, *status);
+    }
+    // A rank that exits 4 usually does so because a peer died or hung: a peer's own failure
+    // seen in the same wake-up is the cause, so it is reported first.
+    std::stable_partition(exited.begin(), exited.end(), [](const auto& e) { return !collective_failure(e.second); });
+    for (auto& [w, status] : exited) {
+      if ((WIFEXITED(status) && WEXITSTATUS(status) == 0) || stopping) continue;  // stopping: we asked it to
+      if (!collective_failure(status)) {
+        report(*w, status);
+        continue;
       }
+      std::string diagnosis;
+      try {
+        diagnosis = collect_and_diagnose(store(), set.workers, world, options.flight_record_wait);
+      } catch (const std::exception& e) {
+        diagnosis = fmt::format("diagnosis: none (the flight records could not be read: {})", e.what());
+      }
+      // The records took a moment: a peer that died meanwhile by itself is the cause.
+      for (auto& other : set.workers) {
+        if (auto st = reap(other); st && !(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) && !collective_failure(*st)) {
+          report(other, *st);
+          break;
+        }
+      }
+      report(*w, status);  // no-op once stopping
+      say(options.stderr_fd, diagnosis);
     }
     if (heartbeat_timeout.count() > 0 && !stopping && Clock::now() >= next_heartbeat_check) {
       // At most every tenth of the timeout, however often worker output wakes the loop.
