@@ -90,6 +90,10 @@ trainer::recipe::PluginKeyLookup fake_lookup() {
                    key("max_bad_steps", KeyType::integer, "3", 0)};
         }
         return "no failure plugin '" + name + "'; available: abort, restart";
+      case PluginKind::schedule:
+        if (name == "gpipe" || name == "1f1b") return V{};
+        if (name == "interleaved") return V{key("virtual_stages", KeyType::integer, "2", 2)};
+        return "no schedule plugin '" + name + "'; available: gpipe, 1f1b, interleaved";
       case PluginKind::comm:
         if (name == "gloo") return V{};
         return "no comm plugin '" + name + "'; available: gloo";
