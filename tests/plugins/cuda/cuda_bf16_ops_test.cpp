@@ -162,7 +162,10 @@ TEST_CASE("cuda bf16 matmul (cuBLASLt) matches the cpu", "[cuda][bf16][matmul]")
 
 TEST_CASE("cuda bf16 layernorm matches the cpu", "[cuda][bf16][layernorm]") {
   struct Case { int N, C; };
-  const auto c = GENERATE(Case{201, 96}, Case{300, 768}, Case{5, 33});
+  // Fused backward path: C a multiple of 8 up to 1024 (96, 768, 1024; N not a multiple of the
+  // 8 rows of a block; 9001 rows: the 264-block cap, several rows per warp); general path: 33, 1032.
+  const auto c = GENERATE(Case{201, 96}, Case{300, 768}, Case{5, 33}, Case{9001, 768}, Case{1001, 1024},
+                          Case{67, 1032});
   INFO("N " << c.N << " C " << c.C);
   std::mt19937 rng(13);
   const std::size_t NC = static_cast<std::size_t>(c.N) * c.C;
@@ -214,7 +217,10 @@ TEST_CASE("cuda bf16 embedding matches the cpu", "[cuda][bf16][embedding]") {
 
 TEST_CASE("cuda bf16 crossentropy matches the cpu, in place and ignored targets", "[cuda][bf16][crossentropy]") {
   struct Case { int N, V; bool grad, alias; };
-  const auto c = GENERATE(Case{64, 50304, true, true}, Case{37, 1000, true, false}, Case{16, 300, false, false});
+  // Row in registers (V a multiple of 8 up to 65536): 50304, 1000; general path: 300, 1001,
+  // 70000.
+  const auto c = GENERATE(Case{64, 50304, true, true}, Case{37, 1000, true, false}, Case{16, 300, false, false},
+                          Case{9, 1001, true, false}, Case{3, 70000, true, true}, Case{33, 50304, false, false});
   std::mt19937 rng(15);
   const auto logits = rounded(random_vector(static_cast<std::size_t>(c.N) * c.V, rng, -4.0f, 4.0f));
   auto targets = random_ids(c.N, c.V, rng);
