@@ -4,12 +4,14 @@
 # replicate + bucketed and fsdp + prefetch, all through `trainer run`. Prints, per run, the
 # median over steps 3..STEPS of tokens/s (both GPUs together), ms/step, communication and
 # exposed communication per step (from the engine's metrics), and the scaling efficiency
-# (dp=2 tokens/s over twice the single GPU's). Run from the repository root:
+# (dp=2 tokens/s over twice the single GPU's), in PRECISION (default bf16). Run from the
+# repository root:
 #   TRAINER=build/bin/trainer bash configs/bench/gpt2-124m-dp2.sh
 set -euo pipefail
 T=${TRAINER:-build/bin/trainer}
 MB=${MB:-16}
 STEPS=${STEPS:-12}
+PRECISION=${PRECISION:-bf16}
 OUTDIR=${OUTDIR:-runs/bench-dp2}
 export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 mkdir -p "$OUTDIR"
@@ -17,8 +19,8 @@ run() {
   local name=$1
   shift
   rm -rf "${OUTDIR:?}/$name"
-  echo "+ $T run configs/bench/gpt2-124m-cuda.yaml train.micro_batch=$MB train.steps=$STEPS $* output.dir=$OUTDIR/$name"
-  "$T" run configs/bench/gpt2-124m-cuda.yaml "train.micro_batch=$MB" "train.steps=$STEPS" "$@" \
+  echo "+ $T run configs/bench/gpt2-124m-cuda.yaml precision=$PRECISION train.micro_batch=$MB train.steps=$STEPS $* output.dir=$OUTDIR/$name"
+  "$T" run configs/bench/gpt2-124m-cuda.yaml "precision=$PRECISION" "train.micro_batch=$MB" "train.steps=$STEPS" "$@" \
     "output.dir=$OUTDIR/$name" > "$OUTDIR/$name.log" 2>&1 || { tail -30 "$OUTDIR/$name.log"; return 1; }
   grep -E "^step +$STEPS/" "$OUTDIR/$name.log" || tail -3 "$OUTDIR/$name.log"
 }

@@ -17,8 +17,11 @@ export NCCL_NVLS_ENABLE=${NCCL_NVLS_ENABLE:-0}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-status=0
-"$build/bin/trainer" sweep "$src/configs/sweeps/data-parallel-gpu.yaml" || status=$?
-cat runs/sweep-data-parallel-gpu/results.md 2>/dev/null || true
-[ "$status" -eq 0 ] || { for f in runs/sweep-data-parallel-gpu/*/log.txt; do echo "== $f"; tail -20 "$f"; done; exit 1; }
-grep -q "5 points: 5 ok, 0 FAIL, 0 ERROR" runs/sweep-data-parallel-gpu/results.md
+# f32 within f32's tolerance, then bf16 within bf16's.
+for sweep in data-parallel-gpu data-parallel-gpu-bf16; do
+  status=0
+  "$build/bin/trainer" sweep "$src/configs/sweeps/$sweep.yaml" || status=$?
+  cat "runs/sweep-$sweep/results.md" 2>/dev/null || true
+  [ "$status" -eq 0 ] || { for f in "runs/sweep-$sweep"/*/log.txt; do echo "== $f"; tail -20 "$f"; done; exit 1; }
+  grep -q "5 points: 5 ok, 0 FAIL, 0 ERROR" "runs/sweep-$sweep/results.md"
+done
