@@ -96,6 +96,8 @@ Tensor PipelineExecutor::receive(const Message& wanted, int peer) {
     const auto t0 = Clock::now();
     work->wait();
     times_.recv_wait_s += seconds_since(t0);
+    const double busy = work->busy_seconds();
+    if (busy >= 0 && (times_.min_transfer_s < 0 || busy < times_.min_transfer_s)) times_.min_transfer_s = busy;
     arrived_.emplace(m, t);
   }
   auto it = arrived_.find(wanted);

@@ -28,6 +28,9 @@ struct PipelineStepTimes {
   double compute_s = 0;    // inside forward and backward actions
   double recv_wait_s = 0;  // blocked in receives
   int peak_in_flight = 0;  // (micro-batch, chunk) forwards held for their backward
+  // The shortest receive on the communication thread: a message that was already sent when
+  // its receive started, so about one transfer's time (-1: no receive this step).
+  double min_transfer_s = -1;
   double bubble() const { return span_s > 0 ? (span_s - compute_s) / span_s : 0.0; }
   // Mean seconds of one forward / backward of each of this rank's chunks (index: local chunk).
   std::vector<double> forward_s, backward_s;

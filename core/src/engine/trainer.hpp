@@ -167,6 +167,8 @@ class Trainer {
   pipeline::StagePlan pp_plan_;
   bool pp_tied_ = false;
   std::vector<PipelineFigures> pp_measured_;  // per stage of this replica
+  double pp_transfer_s_ = 0;  // summed over steps after the first: one transfer's time
+  int pp_transfer_steps_ = 0;
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;
   std::unique_ptr<data::EvalWindows> eval_windows_;

@@ -85,11 +85,12 @@ void Trainer::pipeline_parameter_sums(const std::vector<float>& values, double& 
 void Trainer::log_pipeline_step(RunLog& log) {
   const auto& t = pipeline_->last_step();
   const int v = pp_schedule_.virtual_stages, P = pp_schedule_.stages;
-  const int K = 4 + 2 * v;
+  const int K = 5 + 2 * v;
   std::vector<float> mine{static_cast<float>(t.span_s), static_cast<float>(t.compute_s),
                           static_cast<float>(t.recv_wait_s), static_cast<float>(t.peak_in_flight)};
   for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.forward_s[static_cast<std::size_t>(c)]));
   for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.backward_s[static_cast<std::size_t>(c)]));
+  mine.push_back(static_cast<float>(t.min_transfer_s));
   auto& be = *components_.backend;
   Tensor in = be.allocate({K}, DType::f32), out = be.allocate({static_cast<std::int64_t>(K) * P}, DType::f32);
   be.copy_from_host(in, mine.data());
@@ -97,6 +98,16 @@ void Trainer::log_pipeline_step(RunLog& log) {
   std::vector<float> all(static_cast<std::size_t>(K * P));
   be.copy_to_host(all.data(), out);
   std::string bubbles, waits, flights;
+  // One transfer's time: the shortest receive any stage saw this step.
+  double transfer = -1;
+  for (int r = 0; r < P; ++r) {
+    const float x = all[static_cast<std::size_t>(r * K + K - 1)];
+    if (x >= 0 && (transfer < 0 || x < transfer)) transfer = x;
+  }
+  if (step_ > 1 && transfer >= 0) {
+    pp_transfer_s_ += transfer;
+    ++pp_transfer_steps_;
+  }
   for (int r = 0; r < P; ++r) {
     const float* f = all.data() + static_cast<std::ptrdiff_t>(r) * K;
     auto& m = pp_measured_[static_cast<std::size_t>(r)];
@@ -131,11 +142,15 @@ void Trainer::log_pipeline_summary(RunLog& log, bool console) {
   for (const auto& m : pp_measured_) measured = measured && m.steps > 0;
   pipeline::PipelineTimeline calibrated;
   if (measured) {
-    calibrated = pipeline::simulate(pp_schedule_, [&](int rank, PipelineAction::Kind kind, int chunk) {
-      const auto& m = pp_measured_[static_cast<std::size_t>(rank)];
-      const auto c = static_cast<std::size_t>(chunk / P);
-      return (kind == PipelineAction::Kind::forward ? m.forward_s[c] : m.backward_s[c]) / m.steps;
-    });
+    const double transfer = pp_transfer_steps_ > 0 ? pp_transfer_s_ / pp_transfer_steps_ : 0.0;
+    calibrated = pipeline::simulate(
+        pp_schedule_,
+        [&](int rank, PipelineAction::Kind kind, int chunk) {
+          const auto& m = pp_measured_[static_cast<std::size_t>(rank)];
+          const auto c = static_cast<std::size_t>(chunk / P);
+          return (kind == PipelineAction::Kind::forward ? m.forward_s[c] : m.backward_s[c]) / m.steps;
+        },
+        transfer);
   }
   std::string meas, pred_unit, pred_cal, flights;
   double worst = 0;
@@ -159,6 +174,7 @@ void Trainer::log_pipeline_summary(RunLog& log, bool console) {
             {"bubble_measured", "[" + meas + "]"}, {"bubble_predicted_unit", "[" + pred_unit + "]"},
             {"bubble_predicted_measured_costs", measured ? "[" + pred_cal + "]" : "null"},
             {"bubble_max_rel_error", measured ? fmt::format("{:.4f}", worst) : "null"},
+            {"transfer_ms", fmt::format("{:.4f}", pp_transfer_steps_ > 0 ? 1000.0 * pp_transfer_s_ / pp_transfer_steps_ : 0.0)},
             {"peak_in_flight", "[" + flights + "]"}});
   if (console) {
     log.note(fmt::format("pipeline (replica 0): {} over {} stages, {} micro-batches | bubble per stage measured [{}] | "

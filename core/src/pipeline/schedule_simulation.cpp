@@ -118,7 +118,7 @@ ActionCost unit_costs(const PipelineSchedule& s) {
   return [v](int, Kind kind, int) { return kind == Kind::forward ? 1.0 / v : 2.0 / v; };
 }
 
-PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost) {
+PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost, double transfer) {
   const auto P = static_cast<std::size_t>(s.stages);
   PipelineTimeline t;
   t.busy.assign(P, 0.0);
@@ -139,7 +139,7 @@ PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost) {
           if (it == posted.end()) break;  // blocked until the peer sends
           now[r] = std::max(now[r], it->second);
         } else if (is_send(a.kind)) {
-          posted[sent(a)] = now[r];
+          posted[sent(a)] = now[r] + transfer;
         } else {
           const double d = cost(static_cast<int>(r), a.kind, a.chunk);
           now[r] += d;

@@ -28,8 +28,8 @@ struct PipelineTimeline {
 };
 
 // Runs the action lists against each other: sends never wait, a receive waits until the
-// matching send happened, transfers take no time.
-PipelineTimeline simulate(const PipelineSchedule& schedule, const ActionCost& cost);
+// matching send happened and then `transfer` more (0: transfers take no time).
+PipelineTimeline simulate(const PipelineSchedule& schedule, const ActionCost& cost, double transfer = 0.0);
 
 // The textbook figures: (p-1)/(m+p-1) for gpipe and 1f1b, (p-1)/(v·m+p-1) interleaved.
 double textbook_bubble(int stages, int virtual_stages, int micro_batches);
