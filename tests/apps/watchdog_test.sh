@@ -81,8 +81,10 @@ check "40 steps" grep -q '"event":"summary","steps":40,' restart/metrics.jsonl
   watchdog.heartbeat_interval_s=0.2 watchdog.heartbeat_timeout_s=2 output.dir="$work/stop" --quiet \
   > stop.log 2>&1 &
 job=$!
-for _ in $(seq 200); do
+# Up to 60 s: on a loaded 2-core machine three workers can take a while to reach step 5.
+for _ in $(seq 1200); do
   [ -f "$work/stop/metrics.jsonl" ] && grep -q '"event":"step","step":5,' "$work/stop/metrics.jsonl" && break
+  kill -0 $job 2> /dev/null || break
   sleep 0.05
 done
 victim=""

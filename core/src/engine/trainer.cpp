@@ -84,7 +84,9 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
       spec.name = name;
       spec.ranks = std::move(ranks);
       spec.global_rank = rank_;
-      spec.timeout = collective_timeout;
+      // The plugin's own timeout is a backstop behind the watchdog, so that the watchdog,
+      // which names the operation and step, is the one that fires.
+      spec.timeout = collective_timeout + collective_timeout / 2 + std::chrono::seconds(1);
       // Every operation is recorded and watched; a failure or a hang ends this process.
       return comm::watch_for_process(components_.comm->connect(spec, *options_.rank.store));
     };
@@ -284,7 +286,8 @@ StepResult Trainer::train_step() {
   // A spike fault makes this rank's loss of the step, and so its gradient, kSpikeFactor times larger.
   const double spike_scale = fault_at(Fault::Kind::spike, step_ + 1, rank_) ? kSpikeFactor : 1.0;
   layout.zero_grads();
-  double loss_sum = pipeline_ ? pipeline_micro_batches(dloss) : 0.0;
+  double loss_sum =
+      pipeline_ ? spike_scale * pipeline_micro_batches(static_cast<float>(spike_scale) * dloss) : 0.0;
   for (std::int64_t m = 0; !pipeline_ && m < accum_; ++m) {
     // Global sample positions: across the ranks, micro-batch m covers samples
     // [m*dp*B, (m+1)*dp*B) of the step, rank r the r-th B of them. A dp=1 run with the
