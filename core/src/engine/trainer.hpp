@@ -68,6 +68,10 @@ struct TrainSummary {
   std::int64_t steps = 0;
   double final_loss = 0;
   std::optional<double> final_val_loss;
+  // The lowest validation loss of the run and its step: what a run that overfits is judged
+  // by (as nanoGPT keeps its best checkpoint), beside the last one.
+  std::optional<double> best_val_loss;
+  std::int64_t best_val_step = 0;
   std::optional<double> entropy_floor;
   double median_tokens_per_s = 0;
   double wall_s = 0;

@@ -123,6 +123,10 @@ TrainSummary Trainer::run() {
     if (eval_windows_ && (step_ % eval_every == 0 || step_ == steps_)) {
       const double v = evaluate();
       summary.final_val_loss = v;
+      if (!summary.best_val_loss || v < *summary.best_val_loss) {
+        summary.best_val_loss = v;
+        summary.best_val_step = step_;
+      }
       log.eval(step_, v, entropy_floor_,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(), console);
     }
@@ -181,6 +185,8 @@ TrainSummary Trainer::run() {
   log.json({{"event", "\"summary\""}, {"steps", std::to_string(summary.steps)},
             {"final_loss", n(summary.final_loss)},
             {"final_val_loss", summary.final_val_loss ? n(*summary.final_val_loss) : "null"},
+            {"best_val_loss", summary.best_val_loss ? n(*summary.best_val_loss) : "null"},
+            {"best_val_step", std::to_string(summary.best_val_step)},
             {"entropy_floor", entropy_floor_ ? n(*entropy_floor_) : "null"},
             {"median_tokens_per_s", fmt::format("{:.6g}", summary.median_tokens_per_s)},
             {"wall_s", fmt::format("{:.3f}", summary.wall_s)}, {"dp", std::to_string(dp_size_)},
@@ -198,6 +204,9 @@ TrainSummary Trainer::run() {
                          format_duration(summary.wall_s), format_count(summary.median_tokens_per_s),
                          summary.final_loss,
                          summary.final_val_loss ? fmt::format(" | val loss {:.4f}", *summary.final_val_loss) : ""));
+    if (summary.best_val_loss && summary.best_val_step != summary.steps) {
+      log.note(fmt::format("best val loss {:.4f} at step {}", *summary.best_val_loss, summary.best_val_step));
+    }
     if (summary.final_val_loss && entropy_floor_) {
       log.note(fmt::format("val loss {:.4f} vs entropy floor {:.4f} nats/token: {:+.1f}%", *summary.final_val_loss,
                            *entropy_floor_, 100.0 * (*summary.final_val_loss / *entropy_floor_ - 1.0)));

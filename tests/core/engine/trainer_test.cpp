@@ -46,6 +46,11 @@ TEST_CASE("a run learns, evaluates, and writes metrics.jsonl and the resolved re
   REQUIRE(summary.final_val_loss.has_value());
   REQUIRE(summary.entropy_floor.has_value());
   CHECK(*summary.final_val_loss < std::log(32.0) - 0.5);  // well below chance
+  // The best of the two evaluations (steps 30 and 60) is kept beside the last.
+  REQUIRE(summary.best_val_loss.has_value());
+  CHECK(*summary.best_val_loss <= *summary.final_val_loss);
+  CHECK((summary.best_val_step == 30 || summary.best_val_step == 60));
+  if (summary.best_val_step == 60) CHECK(*summary.best_val_loss == *summary.final_val_loss);
   CHECK(summary.memory.optimizer_state == 2 * summary.memory.parameters);
   CHECK(summary.memory.gradients == summary.memory.parameters);
   CHECK(summary.memory.activations.saved_peak > 0);
