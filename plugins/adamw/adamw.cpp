@@ -16,16 +16,12 @@ class AdamW final : public trainer::Optimizer {
       v_.push_back(backend.allocate(t.value.shape(), trainer::DType::f32));
       backend.fill_zero(m_.back());
       backend.fill_zero(v_.back());
+      many_.push_back({t.value, t.grad, m_.back(), v_.back(), t.weight_decay ? wd_ : 0.0f});
     }
   }
 
-  void step(float lr, std::int64_t t) override {
-    for (std::size_t i = 0; i < targets_.size(); ++i) {
-      const auto& tg = targets_[i];
-      backend_->adamw_update(tg.value, tg.grad, m_[i], v_[i], tg.value.numel(), lr, beta1_, beta2_, eps_,
-                             tg.weight_decay ? wd_ : 0.0f, t);
-    }
-  }
+  // Every target in one call: one launch on a backend with a multi-tensor kernel (cuda).
+  void step(float lr, std::int64_t t) override { backend_->adamw_update_many(many_, lr, beta1_, beta2_, eps_, t); }
 
   std::size_t state_bytes() const override {
     std::size_t b = 0;
@@ -47,6 +43,7 @@ class AdamW final : public trainer::Optimizer {
   trainer::Backend* backend_ = nullptr;
   std::vector<trainer::OptimizerTarget> targets_;
   std::vector<trainer::Tensor> m_, v_;
+  std::vector<trainer::AdamWTensors> many_;
 };
 
 std::vector<trainer::KeySpec> keys() {

@@ -2,6 +2,8 @@
 
 #include <cuda_bf16.h>
 
+#include <cstdio>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -151,6 +153,19 @@ void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor&
   if (separate) check_cuda(add_bias_rows_bf16(bf(out), bf(bias), N, OC, stream_), op, "bias kernel launch");
 }
 
+// dinp[N,C] = dout[N,OC] W[OC,C]: column-major D[C,N] = (W stored C x OC) (dout stored OC x N).
+void Bf16Ops::matmul_backward_dinp(const Tensor& dinp, const Tensor& dout, const Tensor& weight, int N, int C,
+                                   int OC) {
+  LtShape s;
+  s.m = C;
+  s.n = N;
+  s.k = OC;
+  s.lda = C;
+  s.ldb = OC;
+  s.ldd = C;
+  lt_.run("matmul_backward", s, weight.data(), dout.data(), dinp.data(), nullptr);
+}
+
 void Bf16Ops::matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                               const Tensor& inp, const Tensor& weight, int N, int C, int OC) {
   const char* op = "matmul_backward";
@@ -163,17 +178,7 @@ void Bf16Ops::matmul_backward(const Tensor& dinp, const Tensor& dweight, const T
   kChecks.numel(op, "inp", inp, NC, "N*C", kBf16);
   kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C", kBf16);
   if (dbias) check_chunks(op, N);
-  if (dinp) {
-    // dinp[N,C] = dout[N,OC] W[OC,C]: column-major D[C,N] = (W stored C x OC) (dout stored OC x N).
-    LtShape s;
-    s.m = C;
-    s.n = N;
-    s.k = OC;
-    s.lda = C;
-    s.ldb = OC;
-    s.ldd = C;
-    lt_.run(op, s, weight.data(), dout.data(), dinp.data(), nullptr);
-  }
+  if (dinp) matmul_backward_dinp(dinp, dout, weight, N, C, OC);
   // dweight[OC,C] += dout^T inp: column-major D[C,OC] += (inp stored C x N) (dout stored OC x N)^T,
   // accumulated in f32 (beta = 1).
   LtShape s;
@@ -190,6 +195,93 @@ void Bf16Ops::matmul_backward(const Tensor& dinp, const Tensor& dweight, const T
   if (dbias) {
     Tensor scratch = be_.allocate({bf16_column_chunks(N) * OC}, DType::f32);
     check_cuda(column_sums_bf16(f32(dbias), f32(scratch), bf(dout), N, OC, stream_), op, "bias kernel launch");
+  }
+}
+
+namespace {
+
+bool aligned16(const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data()) % 16 == 0; }
+
+}  // namespace
+
+void Bf16Ops::matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& inp, const Tensor& weight,
+                                  const Tensor& bias, int N, int C, int OC) {
+  const char* op = "matmul_gelu_forward";
+  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+  const std::int64_t NOC = static_cast<std::int64_t>(N) * OC;
+  kChecks.numel(op, "out", out, NOC, "N*OC", kBf16);
+  kChecks.numel(op, "pre", pre, NOC, "N*OC", kBf16);
+  kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C", kBf16);
+  kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C", kBf16);
+  if (bias) kChecks.numel(op, "bias", bias, OC, "OC", kBf16);
+  const auto separate = [&] {
+    matmul_forward(pre, inp, weight, bias, N, C, OC);
+    gelu_forward(out, pre, NOC);
+  };
+  if (gelu_epilogue_unavailable_ || OC % 8 != 0 || !aligned16(out) || !aligned16(pre) ||
+      (bias && !aligned16(bias))) {
+    return separate();
+  }
+  LtShape s;
+  s.ta = CUBLAS_OP_T;
+  s.tb = CUBLAS_OP_N;
+  s.m = OC;
+  s.n = N;
+  s.k = C;
+  s.lda = C;
+  s.ldb = C;
+  s.ldd = OC;
+  s.bias = static_cast<bool>(bias);
+  s.gelu = LtShape::Gelu::forward;
+  try {
+    lt_.run(op, s, weight.data(), inp.data(), out.data(), bias ? bias.data() : nullptr, 1.0f, pre.data());
+  } catch (const std::runtime_error& e) {
+    epilogue_unavailable(e);
+    separate();
+  }
+}
+
+// A cuBLASLt without the GELU epilogues for these types (no algorithm, or not supported)
+// fails before launching anything: the separate ops take over from then on, said once.
+void Bf16Ops::epilogue_unavailable(const std::exception& e) {
+  gelu_epilogue_unavailable_ = true;
+  std::fprintf(stderr, "cuda backend: GELU epilogue unavailable, using the separate GELU kernels: %s\n", e.what());
+}
+
+void Bf16Ops::matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, const Tensor& dbias,
+                                   const Tensor& dout, const Tensor& inp, const Tensor& pre, const Tensor& weight,
+                                   int N, int C, int OC) {
+  const char* op = "matmul_gelu_backward";
+  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+  const std::int64_t NC = static_cast<std::int64_t>(N) * C;
+  kChecks.numel(op, "dpre", dpre, NC, "N*C", kBf16);
+  kChecks.numel(op, "pre", pre, NC, "N*C", kBf16);
+  const auto separate = [&](bool parameter_gradients) {
+    Tensor dinp = be_.allocate(pre.shape(), kBf16);
+    if (parameter_gradients) {
+      matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    } else {
+      matmul_backward_dinp(dinp, dout, weight, N, C, OC);
+    }
+    gelu_backward(dpre, pre, dinp, NC);
+  };
+  if (gelu_epilogue_unavailable_ || C % 8 != 0 || !aligned16(dpre) || !aligned16(pre)) return separate(true);
+  // Parameter gradients as matmul_backward (which checks the other tensors), then
+  // dpre[N,C] = (dout W) * gelu'(pre): the dinp product with the dgelu epilogue.
+  matmul_backward(Tensor(), dweight, dbias, dout, inp, weight, N, C, OC);
+  LtShape s;
+  s.m = C;
+  s.n = N;
+  s.k = OC;
+  s.lda = C;
+  s.ldb = OC;
+  s.ldd = C;
+  s.gelu = LtShape::Gelu::backward;
+  try {
+    lt_.run(op, s, weight.data(), dout.data(), dpre.data(), nullptr, 1.0f, pre.data());
+  } catch (const std::runtime_error& e) {
+    epilogue_unavailable(e);
+    separate(false);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <exception>
 
 #include "lt_matmul.hpp"
 #include "trainer/backend.hpp"
@@ -33,6 +34,13 @@ class Bf16Ops {
                       int OC);
   void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                        const Tensor& inp, const Tensor& weight, int N, int C, int OC);
+  // GELU fused into the product's epilogue (cuBLASLt GELU_AUX_BIAS forward, DGELU backward)
+  // when the tensors are aligned for it (16 bytes, OC or C a multiple of 8); otherwise the
+  // separate ops.
+  void matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& inp, const Tensor& weight,
+                           const Tensor& bias, int N, int C, int OC);
+  void matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                            const Tensor& inp, const Tensor& pre, const Tensor& weight, int N, int C, int OC);
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N);
   void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout, std::int64_t N);
   void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b, std::int64_t N);
@@ -43,11 +51,14 @@ class Bf16Ops {
 
  private:
   Tensor to_f32(const Tensor& t);  // a converted scratch copy
+  void matmul_backward_dinp(const Tensor& dinp, const Tensor& dout, const Tensor& weight, int N, int C, int OC);
+  void epilogue_unavailable(const std::exception& e);
 
   Backend& be_;
   cudaStream_t stream_;
   LtMatmul& lt_;
   unsigned* error_word_;
+  bool gelu_epilogue_unavailable_ = false;
 };
 
 }  // namespace trainer::gpu

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -475,6 +476,26 @@ class CudaBackend final : public Backend {
                op, "kernel launch");
   }
 
+  // bf16: the GELU in cuBLASLt's epilogue; f32: the Backend default (the separate ops).
+  void matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& inp, const Tensor& weight,
+                           const Tensor& bias, int N, int C, int OC) override {
+    if (inp && inp.dtype() == DType::bf16) {
+      const OpTiming timing = enter("matmul_gelu_forward");
+      return bf16_->matmul_gelu_forward(out, pre, inp, weight, bias, N, C, OC);
+    }
+    Backend::matmul_gelu_forward(out, pre, inp, weight, bias, N, C, OC);
+  }
+
+  void matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
+                            const Tensor& inp, const Tensor& pre, const Tensor& weight, int N, int C,
+                            int OC) override {
+    if (dout && dout.dtype() == DType::bf16) {
+      const OpTiming timing = enter("matmul_gelu_backward");
+      return bf16_->matmul_gelu_backward(dpre, dweight, dbias, dout, inp, pre, weight, N, C, OC);
+    }
+    Backend::matmul_gelu_backward(dpre, dweight, dbias, dout, inp, pre, weight, N, C, OC);
+  }
+
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {
     const char* op = "gelu_forward";
     if (inp && inp.dtype() == DType::bf16) {
@@ -564,6 +585,45 @@ class CudaBackend final : public Backend {
     const OpTiming timing = enter(op);
     check_cuda(gpu::crossentropy_forward_backward(f32(losses), f32(dlogits), f32(logits), i32(targets), dloss, N, V,
                                                   error_word(), stream_),
+               op, "kernel launch");
+  }
+
+  // One launch over every tensor: each cut into chunks of gpu::kAdamWChunk, one block each.
+  void adamw_update_many(const std::vector<AdamWTensors>& tensors, float lr, float beta1, float beta2, float eps,
+                         std::int64_t t) override {
+    const char* op = "adamw_update_many";
+    kChecks.dims(op, {{"t", t}});
+    adamw_host_.clear();
+    for (const auto& x : tensors) {
+      const std::int64_t N = x.param.numel();
+      kChecks.numel(op, "param", x.param, N, "N");
+      kChecks.numel(op, "grad", x.grad, N, "N");
+      kChecks.numel(op, "m", x.m, N, "N");
+      kChecks.numel(op, "v", x.v, N, "N");
+      for (std::int64_t at = 0; at < N; at += gpu::kAdamWChunk) {
+        adamw_host_.push_back({f32(x.param) + at, f32(x.grad) + at, f32(x.m) + at, f32(x.v) + at,
+                               std::min(gpu::kAdamWChunk, N - at), x.weight_decay});
+      }
+    }
+    if (adamw_host_.empty()) return;
+    if (adamw_host_.size() > static_cast<std::size_t>(0x7fffffff)) kChecks.fail(op, "too many chunks");
+    const OpTiming timing = enter(op);
+    const std::size_t bytes = adamw_host_.size() * sizeof(gpu::AdamWChunk);
+    const bool same = adamw_uploaded_.size() == adamw_host_.size() &&
+                      std::memcmp(adamw_uploaded_.data(), adamw_host_.data(), bytes) == 0;
+    if (!same) {
+      if (!adamw_chunks_ || adamw_chunks_.bytes() < bytes) {
+        adamw_chunks_ = allocate({static_cast<std::int64_t>((bytes + 3) / 4)}, DType::i32);
+      }
+      adamw_uploaded_ = adamw_host_;
+      // From pageable memory: staged before the call returns, so adamw_uploaded_ may change later.
+      check_cuda(cudaMemcpyAsync(adamw_chunks_.data(), adamw_uploaded_.data(), bytes, cudaMemcpyHostToDevice, stream_),
+                 op, "cudaMemcpyAsync");
+    }
+    const float c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
+    const float c2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t)));
+    check_cuda(gpu::adamw_update_chunks(static_cast<const gpu::AdamWChunk*>(adamw_chunks_.data()),
+                                        static_cast<int>(adamw_host_.size()), lr, beta1, beta2, eps, c1, c2, stream_),
                op, "kernel launch");
   }
 
@@ -681,6 +741,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Scratch> error_word_;
   std::unique_ptr<LtMatmul> lt_;
   std::unique_ptr<Bf16Ops> bf16_;
+  // adamw_update_many's chunk table: rebuilt on the host each step, uploaded only when it
+  // changed (the parameter, gradient and state buffers stay put from step to step).
+  std::vector<gpu::AdamWChunk> adamw_host_, adamw_uploaded_;
+  Tensor adamw_chunks_;
   std::unique_ptr<OpProfiler> profiler_;
 };
 

@@ -38,7 +38,7 @@ LtMatmul::~LtMatmul() {
   if (handle_) cublasLtDestroy(handle_);
 }
 
-LtMatmul::Plan& LtMatmul::plan(const char* op, const LtShape& s, const Key& key) {
+LtMatmul::Plan& LtMatmul::plan(const char* op, const LtShape& s, const Key& key, const void* bias, void* aux) {
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   Plan p;
@@ -47,13 +47,30 @@ LtMatmul::Plan& LtMatmul::plan(const char* op, const LtShape& s, const Key& key)
         "cublasLtMatmulDescSetAttribute(TRANSA)");
   check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &s.tb, sizeof(s.tb)), op,
         "cublasLtMatmulDescSetAttribute(TRANSB)");
-  if (s.bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  cublasLtEpilogue_t epilogue = s.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  if (s.gelu == LtShape::Gelu::forward) epilogue = s.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+  if (s.gelu == LtShape::Gelu::backward) {
+    if (s.bias) throw std::logic_error(std::string("cuda backend: ") + op + ": no bias with the dgelu epilogue");
+    epilogue = CUBLASLT_EPILOGUE_DGELU;
+  }
+  if (epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)), op,
           "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+  }
+  if (s.bias) {
     const cudaDataType_t bias_type = s.d_type;
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)),
           op, "cublasLtMatmulDescSetAttribute(BIAS_DATA_TYPE)");
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), op,
+          "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+  }
+  if (s.gelu != LtShape::Gelu::none) {
+    // The auxiliary matrix has D's layout and type (cuBLASLt's default aux type is D's).
+    const std::int64_t aux_ld = s.ldd;
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)), op,
+          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)");
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)), op,
+          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
   }
   // Stored shapes (before op): A is m x k, or k x m when transposed; B is k x n, or n x k.
   const bool ta = s.ta != CUBLAS_OP_N, tb = s.tb != CUBLAS_OP_N;
@@ -98,12 +115,16 @@ LtMatmul::Plan& LtMatmul::plan(const char* op, const LtShape& s, const Key& key)
 }
 
 void LtMatmul::run(const char* op, const LtShape& s, const void* A, const void* B, void* D, const void* bias,
-                   float alpha) {
+                   float alpha, void* aux) {
   const Key key{s.key(), alignment(A), alignment(B), alignment(D)};
-  Plan& p = plan(op, s, key);
+  Plan& p = plan(op, s, key, bias, aux);
   if (s.bias) {
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), op,
           "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+  }
+  if (s.gelu != LtShape::Gelu::none) {
+    check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)), op,
+          "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
   }
   const float beta = s.accumulate ? 1.0f : 0.0f;
   check(cublasLtMatmul(handle_, p.desc, &alpha, A, p.a, B, p.b, &beta, D, p.d, D, p.d, &p.algo, workspace_,

@@ -20,9 +20,15 @@ struct LtShape {
   cudaDataType_t ab_type = CUDA_R_16BF, d_type = CUDA_R_16BF;
   bool bias = false;  // D += bias[m] broadcast over columns (bias of d_type)
   bool accumulate = false;  // beta = 1
+  // GELU epilogues (tanh approximation) with an auxiliary m x n matrix of d_type, ld ldd:
+  // forward writes D = gelu(product + bias) and the pre-activation to aux; backward
+  // (dgelu) writes D = product * gelu'(aux).
+  enum class Gelu { none, forward, backward };
+  Gelu gelu = Gelu::none;
   auto key() const {
     return std::make_tuple(static_cast<int>(ta), static_cast<int>(tb), m, n, k, lda, ldb, ldd,
-                           static_cast<int>(ab_type), static_cast<int>(d_type), bias, accumulate);
+                           static_cast<int>(ab_type), static_cast<int>(d_type), bias, accumulate,
+                           static_cast<int>(gelu));
   }
 };
 
@@ -38,8 +44,9 @@ class LtMatmul {
   LtMatmul& operator=(const LtMatmul&) = delete;
 
   // Throws std::runtime_error naming `op` on any cuBLASLt failure.
+  // aux: the GELU epilogue's auxiliary matrix (shape.gelu), else null.
   void run(const char* op, const LtShape& shape, const void* A, const void* B, void* D, const void* bias,
-           float alpha = 1.0f);
+           float alpha = 1.0f, void* aux = nullptr);
 
  private:
   struct Plan {
@@ -49,7 +56,7 @@ class LtMatmul {
   };
   // Alignments (bytes, at most 256) of A, B and D: the heuristic must know them.
   using Key = std::tuple<decltype(LtShape{}.key()), unsigned, unsigned, unsigned>;
-  Plan& plan(const char* op, const LtShape& shape, const Key& key);
+  Plan& plan(const char* op, const LtShape& shape, const Key& key, const void* bias, void* aux);
 
   cudaStream_t stream_;
   void* workspace_;

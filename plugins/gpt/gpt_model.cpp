@@ -234,10 +234,15 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   }
   Tensor ln2 = acts.get("ln2"), m2 = acts.get("ln2_mean"), r2 = acts.get("ln2_rstd");
   if (acts.missing({"ln2", "ln2_mean", "ln2_rstd"})) norm_forward(ln2, m2, r2, res2, p.ln2_w, p.ln2_b, rows, acts);
-  Tensor fc = acts.get("fc");
-  if (acts.missing({"fc"})) tp_->column_forward(fc, ln2, w(p.fc_w), w(p.fc_b), N, C, 4 * Cl);
-  Tensor gelu = acts.get("gelu");
-  if (acts.missing({"gelu"})) be_.gelu_forward(gelu, fc, fc.numel());
+  // The up-projection (column-parallel: a local product under any tp) writes its
+  // pre-activation "fc" and, fused, its GELU; a recompute pass that holds fc (the selective
+  // policy: GELU outputs are cheap) remakes only the GELU.
+  Tensor fc = acts.get("fc"), gelu = acts.get("gelu");
+  if (acts.missing({"fc"})) {
+    be_.matmul_gelu_forward(gelu, fc, ln2, w(p.fc_w), w(p.fc_b), N, C, 4 * Cl);
+  } else if (acts.missing({"gelu"})) {
+    be_.gelu_forward(gelu, fc, fc.numel());
+  }
   if (acts.recomputing()) return;  // the block output is not needed to run backward
 
   Tensor proj2 = acts.scratch({rows, C}, act_);
@@ -270,10 +275,10 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
   // MLP branch: out = res2 + dropout(gelu(ln2 @ fc) @ proj)
   Tensor dproj2 = acts.scratch({rows, C}, act_);
   be_.dropout_backward(dproj2, dresid, pdrop, ctx.dropout_key(mlp_site(block)), dproj2.numel());
-  Tensor dgelu = acts.scratch({B, T, 4 * Cl}, act_);
-  tp_->row_backward(dgelu, g(p.fcproj_w), g(p.fcproj_b), whole_rows(dproj2), gelu, w(p.fcproj_w), N, 4 * Cl, C);
+  // The down-projection's backward (row-parallel: a local product) through the GELU, fused.
   Tensor dfc = acts.scratch({B, T, 4 * Cl}, act_);
-  be_.gelu_backward(dfc, fc, dgelu, dfc.numel());
+  be_.matmul_gelu_backward(dfc, g(p.fcproj_w), g(p.fcproj_b), whole_rows(dproj2), gelu, fc, w(p.fcproj_w), N,
+                           4 * Cl, C);
   Tensor dln2 = acts.scratch({rows, C}, act_);
   tp_->column_backward(dln2, sp ? acts.scratch({N, C}, act_) : Tensor(), g(p.fc_w), g(p.fc_b), dfc, ln2, w(p.fc_w), N,
                        C, 4 * Cl);

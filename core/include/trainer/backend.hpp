@@ -8,12 +8,19 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "trainer/plugin.hpp"
 #include "trainer/rng.hpp"
 #include "trainer/tensor.hpp"
 
 namespace trainer {
+
+// One tensor of a multi-tensor AdamW update (Backend::adamw_update_many).
+struct AdamWTensors {
+  Tensor param, grad, m, v;
+  float weight_decay = 0.0f;
+};
 
 class Backend : public Plugin {
  public:
@@ -59,6 +66,19 @@ class Backend : public Plugin {
                                const Tensor& dout, const Tensor& inp, const Tensor& weight,
                                int N, int C, int OC) = 0;
 
+  // --- the MLP up-projection and its GELU, fused where a backend can (cuBLASLt epilogues) ---
+  // pre[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); out[N,OC] = gelu(pre). Both
+  // overwritten. The default runs matmul_forward then gelu_forward.
+  virtual void matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& inp, const Tensor& weight,
+                                   const Tensor& bias, int N, int C, int OC);
+  // The backward of a linear layer whose input was inp = gelu(pre) (the MLP down-projection):
+  // dpre[N,C] = gelu'(pre) * (dout[N,OC] @ weight[OC,C]) overwritten; accumulates into dweight
+  // and dbias (if not empty) as matmul_backward. The default runs matmul_backward into a
+  // scratch tensor of pre's dtype, then gelu_backward.
+  virtual void matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, const Tensor& dbias,
+                                    const Tensor& dout, const Tensor& inp, const Tensor& pre, const Tensor& weight,
+                                    int N, int C, int OC);
+
   // --- causal self-attention from packed qkv [B,T,3C] (q|k|v, heads of C/NH) ---
   // Fused ("flash"): the T x T probabilities are never kept. out [B,T,C] has qkv's dtype (f32
   // or bf16, as a backend supports); stats [B,NH,T] f32 receives each query row's
@@ -101,6 +121,12 @@ class Backend : public Plugin {
   virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
                             const Tensor& v, std::int64_t N, float lr, float beta1, float beta2,
                             float eps, float weight_decay, std::int64_t t) = 0;
+
+  // The same update over many tensors at once (one launch where a backend can): each entry's
+  // param, grad, m and v are f32 of one element count, with its own weight decay. The default
+  // calls adamw_update for each entry in order.
+  virtual void adamw_update_many(const std::vector<AdamWTensors>& tensors, float lr, float beta1, float beta2,
+                                 float eps, std::int64_t t);
 
   // --- for plugins that share the device with the backend (the nccl comm plugin) ---
   // The queue every op above is issued to, as the native handle (cudaStream_t for cuda),

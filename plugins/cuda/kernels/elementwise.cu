@@ -52,18 +52,32 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
   }
 }
 
+// One element's update, shared by the one-tensor and the many-tensor kernels so that both
+// give the same bits.
+__device__ inline void adamw_element(float* param, const float* grad, float* m, float* v, std::int64_t i, float lr,
+                                     float beta1, float beta2, float eps, float wd, float c1, float c2) {
+  const float g = grad[i];
+  const float mi = beta1 * m[i] + (1.0f - beta1) * g;
+  const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  const float mhat = mi / c1;
+  const float vhat = vi / c2;
+  const float p = param[i];
+  param[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + wd * p);
+}
+
 __global__ void adamw_kernel(float* param, const float* grad, float* m, float* v, std::int64_t n, float lr,
                              float beta1, float beta2, float eps, float wd, float c1, float c2) {
-  GRID_STRIDE(i, n) {
-    const float g = grad[i];
-    const float mi = beta1 * m[i] + (1.0f - beta1) * g;
-    const float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    const float mhat = mi / c1;
-    const float vhat = vi / c2;
-    const float p = param[i];
-    param[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + wd * p);
+  GRID_STRIDE(i, n) adamw_element(param, grad, m, v, i, lr, beta1, beta2, eps, wd, c1, c2);
+}
+
+// One block per chunk.
+__global__ void adamw_chunks_kernel(const AdamWChunk* chunks, float lr, float beta1, float beta2, float eps,
+                                    float c1, float c2) {
+  const AdamWChunk c = chunks[blockIdx.x];
+  for (std::int64_t i = threadIdx.x; i < c.n; i += blockDim.x) {
+    adamw_element(c.param, c.grad, c.m, c.v, i, lr, beta1, beta2, eps, c.weight_decay, c1, c2);
   }
 }
 
@@ -109,6 +123,12 @@ cudaError_t adamw_update(float* param, const float* grad, float* m, float* v, st
                          cudaStream_t s) {
   adamw_kernel<<<grid_for(n), kThreads, 0, s>>>(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
                                                  c1, c2);
+  return cudaGetLastError();
+}
+
+cudaError_t adamw_update_chunks(const AdamWChunk* chunks, int count, float lr, float beta1, float beta2, float eps,
+                                float c1, float c2, cudaStream_t s) {
+  if (count > 0) adamw_chunks_kernel<<<count, kThreads, 0, s>>>(chunks, lr, beta1, beta2, eps, c1, c2);
   return cudaGetLastError();
 }
 

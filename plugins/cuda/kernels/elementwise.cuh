@@ -19,6 +19,19 @@ cudaError_t axpby(float* y, float a, const float* x, float b, std::int64_t n, cu
 cudaError_t gelu_forward(float* out, const float* inp, std::int64_t n, cudaStream_t s);
 cudaError_t gelu_backward(float* dinp, const float* inp, const float* dout, std::int64_t n, cudaStream_t s);
 // c1 = 1 - beta1^t, c2 = 1 - beta2^t (formed in double by the caller).
+// A slice of at most kAdamWChunk elements of one tensor of a multi-tensor AdamW update.
+struct AdamWChunk {
+  float* param;
+  const float* grad;
+  float* m;
+  float* v;
+  std::int64_t n;
+  float weight_decay;
+};
+constexpr std::int64_t kAdamWChunk = 32768;
+// Every chunk of the device array `chunks` in one launch (one block each).
+cudaError_t adamw_update_chunks(const AdamWChunk* chunks, int count, float lr, float beta1, float beta2, float eps,
+                                float c1, float c2, cudaStream_t s);
 cudaError_t adamw_update(float* param, const float* grad, float* m, float* v, std::int64_t n, float lr,
                          float beta1, float beta2, float eps, float weight_decay, float c1, float c2,
                          cudaStream_t s);

@@ -160,6 +160,40 @@ TEST_CASE("cuda bf16 matmul (cuBLASLt) matches the cpu", "[cuda][bf16][matmul]")
   });
 }
 
+// An MLP's products with their GELU fused (cuBLASLt epilogues) against the cpu's separate ops:
+// the up-projection x[N,C] -> pre, gelu [N,H]; the down-projection's backward from dout[N,C]
+// through the GELU to dpre [N,H]. H a multiple of 8 takes the epilogues, 70 the separate path.
+TEST_CASE("cuda bf16 matmul with fused GELU matches the cpu", "[cuda][bf16][matmul][gelu]") {
+  struct Case { int N, C, H; bool bias; };
+  const auto c = GENERATE(Case{201, 96, 384, true}, Case{512, 768, 3072, true}, Case{64, 50, 256, false},
+                          Case{33, 64, 70, true});
+  INFO("N " << c.N << " C " << c.C << " H " << c.H);
+  std::mt19937 rng(23);
+  const std::size_t NC = static_cast<std::size_t>(c.N) * c.C, NH = static_cast<std::size_t>(c.N) * c.H,
+                    HC = static_cast<std::size_t>(c.H) * c.C;
+  const auto x = rounded(random_vector(NC, rng)), w1 = rounded(random_vector(HC, rng, -0.1f, 0.1f));
+  const auto b1 = rounded(random_vector(c.H, rng)), w2 = rounded(random_vector(HC, rng, -0.1f, 0.1f));
+  const auto pre = rounded(random_vector(NH, rng, -4.0f, 4.0f)), act = rounded(random_vector(NH, rng));
+  const auto dout = rounded(random_vector(NC, rng));
+  const auto dw0 = random_vector(HC, rng), db0 = random_vector(c.C, rng);
+  compare_bf16("matmul_gelu_forward", [&](Backend& be, bool bf) -> Outs {
+    Tensor o = poisoned(be, bf, {c.N, c.H}), p = poisoned(be, bf, {c.N, c.H});
+    be.matmul_gelu_forward(o, p, in(be, bf, x, {c.N, c.C}), in(be, bf, w1, {c.H, c.C}),
+                           c.bias ? in(be, bf, b1, {c.H}) : Tensor(), c.N, c.C, c.H);
+    return {out(be, "out", o), out(be, "pre", p)};
+  });
+  compare_bf16("matmul_gelu_backward", [&](Backend& be, bool bf) -> Outs {
+    Tensor dpre = poisoned(be, bf, {c.N, c.H});
+    Tensor dw = put(be, dw0, {c.C, c.H});  // f32 gradients, accumulated
+    Tensor db = c.bias ? put(be, db0, {c.C}) : Tensor();
+    be.matmul_gelu_backward(dpre, dw, db, in(be, bf, dout, {c.N, c.C}), in(be, bf, act, {c.N, c.H}),
+                            in(be, bf, pre, {c.N, c.H}), in(be, bf, w2, {c.C, c.H}), c.N, c.H, c.C);
+    Outs o{out(be, "dpre", dpre), out(be, "dweight", dw)};
+    if (c.bias) o.push_back(out(be, "dbias", db));
+    return o;
+  });
+}
+
 TEST_CASE("cuda bf16 layernorm matches the cpu", "[cuda][bf16][layernorm]") {
   struct Case { int N, C; };
   // Fused backward path: C a multiple of 8 up to 1024 (96, 768, 1024; N not a multiple of the

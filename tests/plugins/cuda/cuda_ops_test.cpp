@@ -2,6 +2,7 @@
 // with NaN (accumulated outputs start from the same random values on both), relative error
 // <= 1e-5, and two gpu runs bitwise equal. Without a CUDA device every case WARNs and passes.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -149,6 +150,26 @@ TEST_CASE("cuda gelu and residual match the cpu", "[cuda][gelu][residual]") {
   });
 }
 
+TEST_CASE("cuda f32 matmul with GELU (the Backend default composition) matches the cpu", "[cuda][matmul][gelu]") {
+  std::mt19937 rng(8);
+  const int N = 67, C = 40, H = 160;
+  const auto x = random_vector(static_cast<std::size_t>(N) * C, rng), w = random_vector(static_cast<std::size_t>(H) * C, rng);
+  const auto b = random_vector(H, rng), pre = random_vector(static_cast<std::size_t>(N) * H, rng, -4.0f, 4.0f);
+  const auto act = random_vector(pre.size(), rng), dout = random_vector(x.size(), rng);
+  const auto dw0 = random_vector(w.size(), rng), db0 = random_vector(C, rng);
+  compare("matmul_gelu_forward", [&](Backend& be) -> Outputs {
+    Tensor o = nans(be, {N, H}), p = nans(be, {N, H});
+    be.matmul_gelu_forward(o, p, put(be, x, {N, C}), put(be, w, {H, C}), put(be, b, {H}), N, C, H);
+    return {{"out", get(be, o)}, {"pre", get(be, p)}};
+  });
+  compare("matmul_gelu_backward", [&](Backend& be) -> Outputs {
+    Tensor dpre = nans(be, {N, H}), dw = put(be, dw0, {C, H}), db = put(be, db0, {C});
+    be.matmul_gelu_backward(dpre, dw, db, put(be, dout, {N, C}), put(be, act, {N, H}), put(be, pre, {N, H}),
+                            put(be, w, {C, H}), N, H, C);
+    return {{"dpre", get(be, dpre)}, {"dweight", get(be, dw)}, {"dbias", get(be, db)}};
+  });
+}
+
 TEST_CASE("cuda dropout masks equal the cpu's bit for bit, in place too", "[cuda][dropout]") {
   std::mt19937 rng(7);
   const int N = (1 << 20) + 5;
@@ -214,6 +235,47 @@ TEST_CASE("cuda axpby, sum_squares, adamw, copy and fill_zero match the cpu", "[
     be.fill_zero(z);
     return {{"copy", get(be, a)}, {"overlap", get(be, src)}, {"zero", get(be, z)}};
   });
+}
+
+// The multi-tensor AdamW (one launch, tensors cut into 32768-element chunks) against the cpu's
+// one-tensor updates: sizes below, at and across chunk boundaries, views into one buffer, two
+// weight decays; three steps, the second reusing the uploaded chunk table, the third with the
+// tensors in another order (a new table); and bitwise equal to the gpu's one-tensor kernel.
+TEST_CASE("cuda adamw_update_many matches the cpu and the one-tensor update", "[cuda][adamw]") {
+  std::mt19937 rng(9);
+  const std::vector<std::int64_t> sizes{1, 768, 32768, 32769, 100003, 3 * 32768 + 5};
+  std::int64_t total = 0;
+  for (auto n : sizes) total += n;
+  const auto x = random_vector(static_cast<std::size_t>(total), rng), grad = random_vector(x.size(), rng);
+  const auto m0 = random_vector(x.size(), rng, -0.1f, 0.1f), v0 = random_vector(x.size(), rng, 0.0f, 0.01f);
+  const auto run = [&](Backend& be, bool many) -> Outputs {
+    Tensor p = put(be, x, {total}), g = put(be, grad, {total}), m = put(be, m0, {total}), v = put(be, v0, {total});
+    std::vector<trainer::AdamWTensors> ts;
+    std::int64_t at = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      const trainer::Shape s{sizes[i]};
+      ts.push_back({p.view(at, s), g.view(at, s), m.view(at, s), v.view(at, s), i % 2 ? 0.1f : 0.0f});
+      at += sizes[i];
+    }
+    for (std::int64_t t = 1; t <= 3; ++t) {
+      if (t == 3) std::reverse(ts.begin(), ts.end());
+      if (many) {
+        be.adamw_update_many(ts, 3e-4f, 0.9f, 0.95f, 1e-8f, t);
+      } else {
+        for (const auto& e : ts) be.adamw_update(e.param, e.grad, e.m, e.v, e.param.numel(), 3e-4f, 0.9f, 0.95f,
+                                                 1e-8f, e.weight_decay, t);
+      }
+    }
+    return {{"param", get(be, p)}, {"m", get(be, m)}, {"v", get(be, v)}};
+  };
+  compare("adamw_update_many", [&](Backend& be) { return run(be, true); });
+  Backend* g = gpu();
+  if (!g) return;
+  const Outputs many = run(*g, true), one = run(*g, false);
+  for (std::size_t i = 0; i < many.size(); ++i) {
+    INFO(many[i].first << ": the many-tensor update differs from the one-tensor kernel");
+    CHECK(bitwise_equal(many[i].second, one[i].second));
+  }
 }
 
 TEST_CASE("cuda backend checks its arguments like the cpu backend", "[cuda][checks]") {
