@@ -14,13 +14,7 @@ cd "$work"
 export OMP_NUM_THREADS=1
 source "$src/tests/support/shell_checks.sh"
 
-cat > r.yaml <<YAML
-model: {plugin: gpt, n_layer: 2, n_head: 2, d_model: 32, vocab: 48, seq_len: 16, dropout: 0.0}
-data:
-  train: $work/data/train.bin
-  val: $work/data/val.bin
-  synth: {vocab: 48, branching: 3, train_tokens: 20000, val_tokens: 4000, seed: 7}
-optimizer: {plugin: adamw, lr: 3.0e-3, warmup_steps: 1}
+tiny_gpt_recipe r.yaml <<YAML
 train: {steps: 40, micro_batch: 1, global_batch: 12, log_every: 10, eval_every: 1000, eval_batches: 1}
 checkpoint: {every: 10}
 YAML

@@ -3,6 +3,8 @@
 #   finish                    ends the test: exit 1 if any check failed
 #   losses METRICS.jsonl      "step loss" per line; for a step logged twice (a resumed run
 #                             repeats steps), the last record wins
+#   tiny_gpt_recipe FILE      writes the tiny-gpt-sized model, data (under $work/data) and
+#                             optimizer the multi-process tests share, then stdin's sections
 
 failures=0
 
@@ -19,4 +21,18 @@ finish() {
 losses() {
   awk -F'[:,]' '/"event":"step"/ { l[$4] = $6; if ($4 > n) n = $4 }
     END { for (i = 1; i <= n; i++) if (i in l) print i, l[i] }' "$1"
+}
+
+tiny_gpt_recipe() {
+  {
+    cat <<YAML
+model: {plugin: gpt, n_layer: 2, n_head: 2, d_model: 32, vocab: 48, seq_len: 16, dropout: 0.0}
+data:
+  train: $work/data/train.bin
+  val: $work/data/val.bin
+  synth: {vocab: 48, branching: 3, train_tokens: 20000, val_tokens: 4000, seed: 7}
+optimizer: {plugin: adamw, lr: 3.0e-3, warmup_steps: 1}
+YAML
+    cat
+  } > "$1"
 }
