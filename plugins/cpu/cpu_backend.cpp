@@ -22,6 +22,7 @@
 #include "kernels/elementwise.hpp"
 #include "kernels/embedding.hpp"
 #include "kernels/gelu.hpp"
+#include "host_pool.hpp"
 #include "kernels/layernorm.hpp"
 #include "kernels/matmul.hpp"
 #include "trainer/backend.hpp"
@@ -57,12 +58,9 @@ class CpuBackend final : public Backend {
       if (d < 0) throw std::invalid_argument("cpu backend: allocate: negative dimension in " + shape_string(shape));
     }
     const std::size_t bytes = static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype);
-    // aligned_alloc needs a size that is a multiple of the alignment; at least one block so
-    // that even an empty tensor has a non-null address.
-    const std::size_t padded = std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-    void* p = std::aligned_alloc(kAlignment, padded);
-    if (!p) throw std::bad_alloc();
-    std::shared_ptr<void> storage(p, [](void* q) { std::free(q); });
+    // Even an empty tensor gets a block, so that its address is not null.
+    std::shared_ptr<void> storage = pool_->allocate(bytes);
+    void* p = storage.get();
     return Tensor(std::move(storage), p, shape, dtype, Device::cpu);
   }
 
@@ -312,6 +310,9 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Shared with every block it hands out, so that tensors may outlive the backend.
+  std::shared_ptr<HostPool> pool_ = std::make_shared<HostPool>(kAlignment);
+
   static void check_attention_dims(const char* op, int B, int T, int C, int NH) {
     kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
     if (C % NH != 0) {
