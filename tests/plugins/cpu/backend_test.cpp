@@ -24,6 +24,43 @@ TEST_CASE("the cpu plugin describes itself", "[cpu][plugin]") {
   CHECK(std::string(backend().name()) == "cpu");
 }
 
+TEST_CASE("freed blocks are handed out again for the same size, and tensors may outlive the backend",
+          "[cpu][memory]") {
+  // A step frees and re-allocates the same activation sizes every micro-batch; fresh pages
+  // from malloc would page-fault on first touch each time (see plugins/cpu/host_pool.hpp).
+  auto& be = backend();
+  const void* small = nullptr;
+  const void* large = nullptr;
+  {
+    Tensor a = be.allocate({4096, 64}, DType::f32);   // 1 MiB
+    Tensor b = be.allocate({4096, 128}, DType::f32);  // 2 MiB
+    small = a.data();
+    large = b.data();
+  }
+  // Each size gets its own block back (malloc would merge the two freed blocks and hand the
+  // 2 MiB request the lower address, or map fresh pages).
+  Tensor again_large = be.allocate({128, 4096}, DType::f32);
+  Tensor again_small = be.allocate({64, 4096}, DType::f32);
+  CHECK(again_large.data() == large);
+  CHECK(again_small.data() == small);
+  Tensor other = be.allocate({4096, 64}, DType::f32);  // the cached block is in use: a new one
+  CHECK(other.data() != small);
+  CHECK(reinterpret_cast<std::uintptr_t>(other.data()) % 64 == 0);
+
+  // A tensor made by a backend that is then destroyed keeps its memory (the pool lives on).
+  Tensor survivor;
+  {
+    auto config = trainer::ConfigNode::map();
+    config["threads"] = trainer::ConfigNode::scalar("0");
+    auto made = descriptor().create(trainer::PluginContext{config, nullptr});
+    auto* own = dynamic_cast<trainer::Backend*>(made.get());
+    REQUIRE(own != nullptr);
+    survivor = own->allocate({1000}, DType::f32);
+    own->fill_zero(survivor);
+  }
+  CHECK(download(survivor) == std::vector<float>(1000, 0.0f));
+}
+
 TEST_CASE("allocation is aligned and copies round-trip", "[cpu][memory]") {
   auto& be = backend();
   for (std::int64_t n : {1, 3, 17, 1000}) {
