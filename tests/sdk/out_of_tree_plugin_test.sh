@@ -30,7 +30,9 @@ train: {steps: 30, micro_batch: 8, log_every: 10, eval_every: 30, eval_batches: 
 output: {dir: run}
 YAML
 "$work/prefix/bin/trainer" run recipe.yaml
-first=$(grep '"event":"step"' run/metrics.jsonl | head -1 | sed 's/.*"loss":\([^,]*\).*/\1/')
+# grep -m1, not `grep | head -1`: under pipefail, head closing the pipe early kills grep with
+# SIGPIPE and the script with it (a flaky failure once the step lines grew past a pipe write).
+first=$(grep -m1 '"event":"step"' run/metrics.jsonl | sed 's/.*"loss":\([^,]*\).*/\1/')
 last=$(grep '"event":"step"' run/metrics.jsonl | tail -1 | sed 's/.*"loss":\([^,]*\).*/\1/')
 echo "first loss $first, last loss $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }'
