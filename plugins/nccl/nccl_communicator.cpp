@@ -73,6 +73,7 @@ ncclDataType_t nccl_dtype(DType dtype) {
     case DType::f32: return ncclFloat32;
     case DType::bf16: return ncclBfloat16;
     case DType::i32: return ncclInt32;
+    case DType::f64: return ncclFloat64;
   }
   return ncclFloat32;
 }
@@ -330,7 +331,16 @@ NcclCommunicator::NcclCommunicator(std::shared_ptr<Group> group, Tensor barrier_
 
 // Work handles keep the Group alive, but the communicator itself goes now: waits for what
 // was issued, bounded by the timeout, then releases NCCL's resources.
-NcclCommunicator::~NcclCommunicator() { group_->close(); }
+NcclCommunicator::~NcclCommunicator() {
+  for (auto* lanes : {&send_lanes_, &recv_lanes_}) {
+    for (auto& [peer, lane] : *lanes) lane->close();
+  }
+  group_->close();
+}
+
+void NcclCommunicator::add_lane(int peer, bool outgoing, std::shared_ptr<Group> lane) {
+  (outgoing ? send_lanes_ : recv_lanes_)[peer] = std::move(lane);
+}
 
 void NcclCommunicator::invalid(const std::string& message) const {
   std::string s = group_->prefix();
@@ -445,10 +455,11 @@ std::unique_ptr<CommWork> NcclCommunicator::broadcast(const Tensor& t, int root)
   return work(group_->issue(std::move(what), {t}, launch));
 }
 
-// Point-to-point ops run on the same stream as the collectives, in program order: a send
-// completes only once its peer has posted the matching recv, so two ranks that both send to
-// each other before receiving deadlock (gloo's sends do not block; NCCL's do). Pair them so
-// that one side receives first, or send and receive in matching order.
+// Point-to-point ops: a send completes only once its peer has posted the matching recv. On
+// the group's own stream (a group without lanes) they run in program order with the
+// collectives, so two ranks that both send to each other before receiving deadlock (gloo's
+// sends do not block; NCCL's do). A group set up for point-to-point has a lane per direction
+// and neighbour, each with its own stream: a send waits only for its own receive.
 std::unique_ptr<CommWork> NcclCommunicator::send(const Tensor& t, int peer) {
   check_tensor(t, "send");
   check_peer(peer, "send");
@@ -459,13 +470,17 @@ std::unique_ptr<CommWork> NcclCommunicator::send(const Tensor& t, int peer) {
   what += sized(t.numel(), t.dtype());
   what += " to rank ";
   what += std::to_string(peer);
+  const auto lane = send_lanes_.find(peer);
+  Group& group = lane == send_lanes_.end() ? *group_ : *lane->second;
+  const int to = lane == send_lanes_.end() ? peer : 1;  // the receiver is rank 1 of a lane
   Group::Launch launch;
   if (t.numel() > 0) {
-    launch = [t, peer](ncclComm_t c, cudaStream_t s) {
-      return ncclSend(t.data(), static_cast<std::size_t>(t.numel()), nccl_dtype(t.dtype()), peer, c, s);
+    launch = [t, to](ncclComm_t c, cudaStream_t s) {
+      return ncclSend(t.data(), static_cast<std::size_t>(t.numel()), nccl_dtype(t.dtype()), to, c, s);
     };
   }
-  return work(group_->issue(std::move(what), {t}, launch));
+  auto op = group.issue(std::move(what), {t}, launch);
+  return std::make_unique<NcclWork>(lane == send_lanes_.end() ? group_ : lane->second, std::move(op));
 }
 
 std::unique_ptr<CommWork> NcclCommunicator::recv(const Tensor& t, int peer) {
@@ -478,13 +493,17 @@ std::unique_ptr<CommWork> NcclCommunicator::recv(const Tensor& t, int peer) {
   what += sized(t.numel(), t.dtype());
   what += " from rank ";
   what += std::to_string(peer);
+  const auto lane = recv_lanes_.find(peer);
+  Group& group = lane == recv_lanes_.end() ? *group_ : *lane->second;
+  const int from = lane == recv_lanes_.end() ? peer : 0;  // the sender is rank 0 of a lane
   Group::Launch launch;
   if (t.numel() > 0) {
-    launch = [t, peer](ncclComm_t c, cudaStream_t s) {
-      return ncclRecv(t.data(), static_cast<std::size_t>(t.numel()), nccl_dtype(t.dtype()), peer, c, s);
+    launch = [t, from](ncclComm_t c, cudaStream_t s) {
+      return ncclRecv(t.data(), static_cast<std::size_t>(t.numel()), nccl_dtype(t.dtype()), from, c, s);
     };
   }
-  return work(group_->issue(std::move(what), {t}, launch));
+  auto op = group.issue(std::move(what), {t}, launch);
+  return std::make_unique<NcclWork>(lane == recv_lanes_.end() ? group_ : lane->second, std::move(op));
 }
 
 // Synchronous: a sum of one device word, waited for on the host.

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -106,6 +107,10 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<CommWork> recv(const Tensor& t, int peer) override;
   void barrier() override;
 
+  // Point-to-point with `peer` in one direction (outgoing: this rank sends) gets its own
+  // two-rank group (nccl_plugin.cpp sets these up for GroupSpec::point_to_point).
+  void add_lane(int peer, bool outgoing, std::shared_ptr<Group> lane);
+
  private:
   [[noreturn]] void invalid(const std::string& message) const;
   void check_tensor(const Tensor& t, const char* role) const;
@@ -118,6 +123,7 @@ class NcclCommunicator final : public Communicator {
   std::vector<std::uint64_t> sends_to_;  // per peer
   std::vector<std::uint64_t> recvs_from_;
   Tensor barrier_word_;                  // one i32 on the device, for barrier()
+  std::map<int, std::shared_ptr<Group>> send_lanes_, recv_lanes_;  // by peer
 };
 
 ncclDataType_t nccl_dtype(DType dtype);

@@ -85,9 +85,48 @@ class NcclBackend final : public trainer::CommBackend {
       throw fail(std::string("cudaSetDevice: ") + cudaGetErrorString(st));
     }
 
+    const std::string prefix = connect_prefix(store, spec.name, spec.global_rank);
+    const ncclComm_t comm = join(store, prefix + "id", size, rank, timeout, fail);
+    const auto compute = static_cast<cudaStream_t>(backend_.native_stream());
+    auto group = std::make_shared<trainer::nccl_plugin::Group>(spec.name, rank, size, device, compute, comm, timeout);
+    auto word = backend_.allocate({1}, trainer::DType::i32);
+    backend_.fill_zero(word);
+    auto communicator = std::make_unique<trainer::nccl_plugin::NcclCommunicator>(std::move(group), std::move(word));
+    if (spec.point_to_point && size > 1) {
+      // One two-rank communicator per direction between neighbours, each on its own stream:
+      // a send then waits only for its own receive, never behind a send the other way (NCCL's
+      // sends complete when the peer receives; on one stream, two ranks sending to each other
+      // first would deadlock). Joined in one global order, so no two ranks wait on each other.
+      for (int from = 0; from < size; ++from) {
+        const int next = (from + 1) % size, prev = (from + size - 1) % size;
+        for (const int to : {next, prev}) {
+          if (to == prev && prev == next) continue;  // two ranks: one neighbour
+          if (from != rank && to != rank) continue;
+          std::string lane = spec.name;
+          lane += ":";
+          lane += std::to_string(from);
+          lane += ">";
+          lane += std::to_string(to);
+          const int lane_rank = from == rank ? 0 : 1;
+          const ncclComm_t c = join(store, prefix + "lane/" + std::to_string(from) + "-" + std::to_string(to), 2,
+                                    lane_rank, timeout, fail);
+          communicator->add_lane(from == rank ? to : from, from == rank,
+                                 std::make_shared<trainer::nccl_plugin::Group>(lane, lane_rank, 2, device, compute, c,
+                                                                               timeout));
+        }
+      }
+    }
+    return communicator;
+  }
+
+ private:
+  // Rank 0 of the communicator makes the NCCL id and publishes it under `key`; every member
+  // joins a non-blocking communicator, polled, so a missing member is a timeout, not a hang.
+  template <class Fail>
+  static ncclComm_t join(trainer::Store& store, const std::string& key, int size, int rank,
+                         std::chrono::milliseconds timeout, const Fail& fail) {
     ncclUniqueId id;
     try {
-      const std::string key = connect_prefix(store, spec.name, spec.global_rank) + "id";
       if (rank == 0) {
         if (const ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess) {
           throw fail(std::string("ncclGetUniqueId: ") + ncclGetErrorString(r));
@@ -103,12 +142,9 @@ class NcclBackend final : public trainer::CommBackend {
         std::memcpy(&id, bytes.data(), sizeof id);
       }
     } catch (const trainer::StoreError& e) {
-      throw fail(std::string("group rank 0 did not publish the NCCL id within ") + std::to_string(timeout.count()) +
+      throw fail(std::string("the NCCL id '") + key + "' was not published within " + std::to_string(timeout.count()) +
                  " ms: " + e.what());
     }
-
-    // Non-blocking: init and every later call return at once; we poll, so a missing member
-    // becomes a timeout instead of a hang.
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     ncclComm_t comm = nullptr;
@@ -136,14 +172,9 @@ class NcclBackend final : public trainer::CommBackend {
       if (comm) ncclCommAbort(comm);
       throw fail(why);
     }
-    auto group = std::make_shared<trainer::nccl_plugin::Group>(
-        spec.name, rank, size, device, static_cast<cudaStream_t>(backend_.native_stream()), comm, timeout);
-    auto word = backend_.allocate({1}, trainer::DType::i32);
-    backend_.fill_zero(word);
-    return std::make_unique<trainer::nccl_plugin::NcclCommunicator>(std::move(group), std::move(word));
+    return comm;
   }
 
- private:
   trainer::Backend& backend_;
   std::chrono::milliseconds timeout_cap_;
 };

@@ -44,6 +44,10 @@ struct GroupSpec {
   std::vector<int> ranks;         // global ranks of the members, in group-rank order
   int global_rank = 0;            // this process
   std::chrono::milliseconds timeout{std::chrono::seconds(300)};
+  // The group will carry send/recv between neighbouring group ranks (r and r +- 1, modulo the
+  // size: the pipeline's stages), with sends that must not wait for the peer's receive. A
+  // plugin whose sends block on the receive (nccl) sets up one channel per direction.
+  bool point_to_point = false;
 };
 
 class Communicator {

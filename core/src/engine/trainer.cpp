@@ -79,7 +79,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     watchdog_ = comm::process_watchdog(collective_timeout);
     // One communicator per mesh axis of more than one rank; a whole-job one when the
     // world is more than the dp axis (the data barrier below must hold every rank).
-    const auto connect = [&](const std::string& name, std::vector<int> ranks) {
+    const auto connect = [&](const std::string& name, std::vector<int> ranks, bool point_to_point = false) {
       GroupSpec spec;
       spec.name = name;
       spec.ranks = std::move(ranks);
@@ -92,7 +92,10 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     };
     if (mesh_.size(Axis::dp) > 1) dp_ = connect(mesh_.group_name(Axis::dp, rank_), mesh_.group(Axis::dp, rank_));
     if (mesh_.size(Axis::tp) > 1) tp_ = connect(mesh_.group_name(Axis::tp, rank_), mesh_.group(Axis::tp, rank_));
-    if (mesh_.size(Axis::pp) > 1) pp_ = connect(mesh_.group_name(Axis::pp, rank_), mesh_.group(Axis::pp, rank_));
+      spec.point_to_point = point_to_point;
+    if (mesh_.size(Axis::pp) > 1) {
+      pp_ = connect(mesh_.group_name(Axis::pp, rank_), mesh_.group(Axis::pp, rank_), /*point_to_point=*/true);
+    }
     if (mesh_.size(Axis::dp) < mesh_.world()) {
       std::vector<int> all(static_cast<std::size_t>(mesh_.world()));
       for (int r = 0; r < mesh_.world(); ++r) all[static_cast<std::size_t>(r)] = r;

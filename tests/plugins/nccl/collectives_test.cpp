@@ -187,6 +187,48 @@ TEST_CASE("send and recv both ways between two GPUs", "[nccl][p2p]") {
   REQUIRE(got[1] == random_floats(4099, 50));
 }
 
+// What a pipeline does: both neighbours send before they receive (activations one way,
+// gradients the other), messages larger than NCCL's buffers, and a collective in between.
+// Without a lane per direction the two sends would wait for each other forever.
+TEST_CASE("a point-to-point group lets both ranks send first, in both directions", "[nccl][p2p]") {
+  auto ranks = make_ranks(kWorld);
+  if (ranks.empty()) return;
+  MemoryStore store;
+  constexpr std::int64_t kBig = 6 * 1024 * 1024;  // 24 MiB of f32 per message
+  constexpr int kMessages = 3;
+  std::vector<std::vector<std::vector<float>>> got(kWorld);
+  run_ranks(kWorld, [&](int r) {
+    auto& be = *ranks[static_cast<std::size_t>(r)].backend;
+    auto spec = group("pp", kWorld, r, 20s);
+    spec.point_to_point = true;
+    auto comm = ranks[static_cast<std::size_t>(r)].comm->connect(spec, store);
+    const int peer = 1 - r;
+    std::vector<std::unique_ptr<trainer::CommWork>> sends, recvs;
+    std::vector<Tensor> outs, ins;
+    for (int m = 0; m < kMessages; ++m) {
+      outs.push_back(to_device(be, DType::f32, random_floats(kBig, static_cast<std::uint32_t>(100 * r + m))));
+      sends.push_back(comm->send(outs.back(), peer));
+    }
+    auto sum = to_device(be, DType::f32, std::vector<float>{1.0f});
+    comm->all_reduce(sum)->wait();
+    for (int m = 0; m < kMessages; ++m) {
+      ins.push_back(be.allocate({kBig}, DType::f32));
+      recvs.push_back(comm->recv(ins.back(), peer));
+    }
+    for (auto& v : recvs) v->wait();
+    for (auto& s : sends) s->wait();
+    REQUIRE(to_host<float>(be, sum) == std::vector<float>{2.0f});
+    for (const auto& t : ins) got[static_cast<std::size_t>(r)].push_back(to_host<float>(be, t));
+  });
+  for (int r = 0; r < kWorld; ++r) {
+    for (int m = 0; m < kMessages; ++m) {
+      INFO("rank " << r << " message " << m);
+      REQUIRE(got[static_cast<std::size_t>(r)][static_cast<std::size_t>(m)] ==
+              random_floats(kBig, static_cast<std::uint32_t>(100 * (1 - r) + m)));
+    }
+  }
+}
+
 TEST_CASE("ops are ordered after the backend's queued compute, and compute after wait() sees the result",
           "[nccl][streams]") {
   auto ranks = make_ranks(kWorld);
