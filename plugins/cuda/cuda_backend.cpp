@@ -26,6 +26,8 @@
 
 #include "bf16_ops.hpp"
 #include "kernels/crossentropy.cuh"
+#include "kernels/crossentropy_shard.cuh"
+#include "kernels/device_sums.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/embedding.cuh"
 #include "kernels/errors.hpp"
@@ -647,6 +649,41 @@ class CudaBackend final : public Backend {
  private:
   // Makes this backend's device current on the calling thread (cheap after the first call).
   // The returned guard times the op when profiling (allocation enqueues nothing: untimed).
+  void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets, int first, int N,
+                                int V) override {
+    const char* op = "crossentropy_shard_stats";
+    kChecks.dims(op, {{"N", N}, {"V", V}});
+    const DType dt = logits ? logits.dtype() : DType::f32;
+    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
+    kChecks.numel(op, "stats", stats, 3LL * N, "N*3");
+    kChecks.numel(op, "logits", logits, static_cast<std::int64_t>(N) * V, "N*V", dt);
+    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    const OpTiming timing = enter(op);
+    check_cuda(gpu::crossentropy_shard_stats(f32(stats), logits.data(), dt == DType::bf16, i32(targets), first, N, V,
+                                             stream_),
+               op, "kernel launch");
+  }
+
+  void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                 const Tensor& targets, const Tensor& all_stats, int shards, int first, float dloss,
+                                 int N, int V) override {
+    const char* op = "crossentropy_shard_finish";
+    kChecks.dims(op, {{"N", N}, {"V", V}, {"shards", shards}});
+    const DType dt = logits ? logits.dtype() : DType::f32;
+    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
+    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
+    kChecks.numel(op, "losses", losses, N, "N");
+    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V", dt);
+    kChecks.numel(op, "logits", logits, NV, "N*V", dt);
+    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    kChecks.numel(op, "all_stats", all_stats, 3LL * shards * N, "shards*N*3");
+    const OpTiming timing = enter(op);
+    check_cuda(gpu::crossentropy_shard_finish(f32(losses), dlogits ? dlogits.data() : nullptr, logits.data(),
+                                              dt == DType::bf16, i32(targets), f32(all_stats), shards, first, dloss,
+                                              N, V, stream_),
+               op, "kernel launch");
+  }
+
   [[nodiscard]] OpTiming enter(const char* op) {
     thread_local int current = -1;
     if (current != device_) {

@@ -137,3 +137,18 @@ class Backend : public Plugin {
 };
 
 }  // namespace trainer
+  // The same loss over a vocabulary split across ranks (tensor parallel), in two halves around
+  // an all_gather of the statistics, so that no rank ever holds the whole [N, vocabulary].
+  // logits [N, V] hold global class ids [first, first + V) (f32, or bf16 where supported).
+  // Stats: stats [N, 3] f32 per row = {max z, sum of exp(z - max), z of the target if this
+  // shard holds it, else 0}.
+  virtual void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets,
+                                        int first, int N, int V);
+  // Finish: all_stats [shards, N, 3] is every shard's stats in group-rank order. losses [N]
+  // = log S + M - z_target with M, S the row's maximum and sum over all shards (0 where the
+  // target is negative); if dlogits is not empty it gets this shard's (softmax - onehot) *
+  // dloss (may alias logits). The defaults compute on the host (f32 only).
+  virtual void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                         const Tensor& targets, const Tensor& all_stats, int shards, int first,
+                                         float dloss, int N, int V);
+

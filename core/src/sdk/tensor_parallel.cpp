@@ -1,13 +1,12 @@
 // The tensor-parallel building blocks of tensor_parallel.hpp, over Backend ops and the tp
-// Communicator. The vocabulary-parallel loss combines per-row statistics on the host: the
-// Backend has no row-wise max/exp/scale ops, and the [N, V/tp] logits are this rank's own.
+// Communicator. The vocabulary-parallel loss gathers three statistics per row over the group
+// (Backend::crossentropy_shard_stats / _finish), so the logits never leave their rank.
 #include "trainer/tensor_parallel.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "trainer/model.hpp"
 
@@ -160,64 +159,21 @@ void TensorParallel::vocab_embedding_backward(const Tensor& dwte_shard, const Te
 double TensorParallel::vocab_cross_entropy(const Tensor& dlogits, const Tensor& logits, const Tensor& targets,
                                            float dloss, int N, int V) const {
   const int local_v = V / p_.tp_size, first = p_.tp_rank * local_v;
-  if (logits.dtype() != DType::f32) throw std::invalid_argument("vocab_cross_entropy: logits must be f32");
-  const auto rows = static_cast<std::size_t>(N), cols = static_cast<std::size_t>(local_v);
-  std::vector<float> z(rows * cols);
-  std::vector<std::int32_t> target(rows);
-  be_.copy_to_host(z.data(), logits);
-  be_.copy_to_host(target.data(), targets);
-
-  // Row maxima over the whole vocabulary: gathered (the group has no max-reduce), then the
-  // largest taken, the same on every rank.
-  std::vector<float> row_max(rows, -std::numeric_limits<float>::infinity());
-  for (std::size_t i = 0; i < rows; ++i) {
-    for (std::size_t j = 0; j < cols; ++j) row_max[i] = std::max(row_max[i], z[i * cols + j]);
-  }
+  // Three numbers per row leave the rank (its shard's max, sum of exponentials and target
+  // logit), never the [N, V/tp] logits; every rank combines them in the same order.
+  Tensor stats = be_.allocate({N, 3}, DType::f32);
+  be_.crossentropy_shard_stats(stats, logits, targets, first, N, local_v);
+  Tensor all = stats;
   if (p_.tp_size > 1) {
-    Tensor mine = be_.allocate({N}, DType::f32), all = be_.allocate({p_.tp_size, N}, DType::f32);
-    be_.copy_from_host(mine, row_max.data());
-    p_.tp->all_gather(all, mine)->wait();
-    std::vector<float> gathered(rows * static_cast<std::size_t>(p_.tp_size));
-    be_.copy_to_host(gathered.data(), all);
-    for (std::size_t r = 0; r < static_cast<std::size_t>(p_.tp_size); ++r) {
-      for (std::size_t i = 0; i < rows; ++i) row_max[i] = std::max(row_max[i], gathered[r * rows + i]);
-    }
+    all = be_.allocate({p_.tp_size, N, 3}, DType::f32);
+    p_.tp->all_gather(all, stats)->wait();
   }
-  // Sums of exponentials and the target's logit (held by one rank, zero on the others).
-  std::vector<float> stats(2 * rows, 0.0f);
-  for (std::size_t i = 0; i < rows; ++i) {
-    double sum = 0;
-    for (std::size_t j = 0; j < cols; ++j) sum += std::exp(static_cast<double>(z[i * cols + j] - row_max[i]));
-    stats[i] = static_cast<float>(sum);
-    const int t = target[i] - first;
-    if (target[i] >= 0 && t >= 0 && t < local_v) stats[rows + i] = z[i * cols + static_cast<std::size_t>(t)];
-  }
-  if (p_.tp_size > 1) {
-    Tensor s = be_.allocate({2 * N}, DType::f32);
-    be_.copy_from_host(s, stats.data());
-    p_.tp->all_reduce(s)->wait();
-    be_.copy_to_host(stats.data(), s);
-  }
+  Tensor losses = be_.allocate({N}, DType::f32);
+  be_.crossentropy_shard_finish(losses, dlogits, logits, targets, all, p_.tp_size, first, dloss, N, local_v);
+  std::vector<float> host(static_cast<std::size_t>(N));
+  be_.copy_to_host(host.data(), losses);
   double loss = 0;
-  for (std::size_t i = 0; i < rows; ++i) {
-    if (target[i] < 0) continue;
-    loss += std::log(static_cast<double>(stats[i])) + row_max[i] - stats[rows + i];
-  }
-  if (dlogits) {
-    for (std::size_t i = 0; i < rows; ++i) {
-      const int t = target[i] - first;
-      for (std::size_t j = 0; j < cols; ++j) {
-        float& g = z[i * cols + j];
-        if (target[i] < 0) {
-          g = 0.0f;
-          continue;
-        }
-        const double p = std::exp(static_cast<double>(g - row_max[i])) / static_cast<double>(stats[i]);
-        g = static_cast<float>((p - (static_cast<int>(j) == t ? 1.0 : 0.0)) * dloss);
-      }
-    }
-    be_.copy_from_host(dlogits, z.data());
-  }
+  for (const float l : host) loss += l;
   return loss;
 }
 

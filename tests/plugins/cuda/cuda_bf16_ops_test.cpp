@@ -309,3 +309,35 @@ TEST_CASE("cuda bf16 ops refuse mixed dtypes with a clear message", "[cuda][bf16
   CHECK_THROWS_WITH(g->residual_forward(a, a, f, 16), Catch::Matchers::Contains("residual_forward: b is f32"));
   CHECK_THROWS_WITH(g->convert(g->allocate({4}, DType::i32), f), Catch::Matchers::Contains("convert"));
 }
+
+TEST_CASE("cuda bf16 vocabulary-parallel crossentropy matches the cpu", "[cuda][bf16][crossentropy][tp]") {
+  struct Case { int N, V, shards; bool alias; };
+  const auto c = GENERATE(Case{37, 1000, 2, true}, Case{16, 50304, 2, false}, Case{8, 50304, 4, true});
+  INFO("N " << c.N << " V " << c.V << " shards " << c.shards);
+  std::mt19937 rng(18);
+  const int Vl = c.V / c.shards;
+  std::vector<std::vector<float>> blocks;
+  for (int r = 0; r < c.shards; ++r) {
+    blocks.push_back(rounded(random_vector(static_cast<std::size_t>(c.N) * Vl, rng, -4.0f, 4.0f)));
+  }
+  auto targets = random_ids(c.N, c.V, rng);
+  targets[2] = -1;
+  compare_bf16("crossentropy_shard_stats/finish", [&](Backend& be, bool bf) -> Outs {
+    Tensor tg = put_i32(be, targets, {c.N});
+    Tensor all = nans(be, {c.shards, c.N, 3});
+    for (int r = 0; r < c.shards; ++r) {
+      Tensor stats = all.view(static_cast<std::int64_t>(r) * c.N * 3, {c.N, 3});
+      be.crossentropy_shard_stats(stats, in(be, bf, blocks[r], {c.N, Vl}), tg, r * Vl, c.N, Vl);
+    }
+    Outs o{out(be, "stats", all)};
+    for (int r = 0; r < c.shards; ++r) {
+      Tensor losses = nans(be, {c.N});
+      Tensor lg = in(be, bf, blocks[r], {c.N, Vl});
+      Tensor d = c.alias ? lg : poisoned(be, bf, {c.N, Vl});
+      be.crossentropy_shard_finish(losses, d, lg, tg, all, c.shards, r * Vl, 1.0f / 64.0f, c.N, Vl);
+      o.push_back(out(be, "losses " + std::to_string(r), losses));
+      o.push_back(out(be, "dlogits " + std::to_string(r), d));
+    }
+    return o;
+  });
+}

@@ -296,3 +296,36 @@ TEST_CASE("cuda backend checks its arguments like the cpu backend", "[cuda][chec
   CHECK_THROWS_WITH(g->synchronize(), Catch::Matchers::Contains("embedding_forward: a token was outside"));
   g->synchronize();  // the error is reported once
 }
+
+// Tensor parallel's loss: the vocabulary cut in `shards` column blocks, each block's stats,
+// then each block's finish from the gathered stats (as the tp ranks do), against the cpu.
+TEST_CASE("cuda vocabulary-parallel crossentropy matches the cpu", "[cuda][crossentropy][tp]") {
+  struct Case { int N, V, shards; bool alias; };
+  const auto c = GENERATE(Case{37, 1000, 2, false}, Case{16, 50304, 4, true}, Case{5, 300, 1, false});
+  INFO("N " << c.N << " V " << c.V << " shards " << c.shards);
+  std::mt19937 rng(17);
+  const int Vl = c.V / c.shards;
+  std::vector<std::vector<float>> blocks;
+  for (int r = 0; r < c.shards; ++r) blocks.push_back(random_vector(static_cast<std::size_t>(c.N) * Vl, rng, -4, 4));
+  auto targets = random_ids(c.N, c.V, rng);
+  targets[1] = -1;
+  compare("crossentropy_shard_stats/finish", [&](Backend& be) -> Outputs {
+    Tensor tg = put_i32(be, targets, {c.N});
+    Tensor all = nans(be, {c.shards, c.N, 3});
+    Outputs o;
+    for (int r = 0; r < c.shards; ++r) {
+      Tensor stats = all.view(static_cast<std::int64_t>(r) * c.N * 3, {c.N, 3});
+      be.crossentropy_shard_stats(stats, put(be, blocks[r], {c.N, Vl}), tg, r * Vl, c.N, Vl);
+    }
+    o.push_back({"stats", get(be, all)});
+    for (int r = 0; r < c.shards; ++r) {
+      Tensor losses = nans(be, {c.N});
+      Tensor lg = put(be, blocks[r], {c.N, Vl});
+      Tensor d = c.alias ? lg : nans(be, {c.N, Vl});
+      be.crossentropy_shard_finish(losses, d, lg, tg, all, c.shards, r * Vl, 1.0f / 64.0f, c.N, Vl);
+      o.push_back({"losses " + std::to_string(r), get(be, losses)});
+      o.push_back({"dlogits " + std::to_string(r), get(be, d)});
+    }
+    return o;
+  });
+}
