@@ -93,6 +93,7 @@ class CpuBackend final : public Backend {
   }
   // f32 <-> bf16 (the cpu ops themselves compute in f32 only; recipes with precision bf16
   // are refused for this backend). Tests use it to make bf16 inputs for other backends.
+  // f32 <-> f64 for the engine's loss and norm scalars.
   void convert(const Tensor& dst, const Tensor& src) override {
     const char* op = "convert";
     kChecks.tensor(op, "dst", dst, dst.dtype());
@@ -107,6 +108,10 @@ class CpuBackend final : public Backend {
       for (std::size_t i = 0; i < n; ++i) dst.data_as<std::uint16_t>()[i] = f32_to_bf16(src.data_as<float>()[i]);
     } else if (dst.dtype() == DType::f32 && src.dtype() == DType::bf16) {
       for (std::size_t i = 0; i < n; ++i) dst.data_as<float>()[i] = bf16_to_f32(src.data_as<std::uint16_t>()[i]);
+    } else if (dst.dtype() == DType::f32 && src.dtype() == DType::f64) {  // the engine's device scalars
+      for (std::size_t i = 0; i < n; ++i) dst.data_as<float>()[i] = static_cast<float>(src.data_as<double>()[i]);
+    } else if (dst.dtype() == DType::f64 && src.dtype() == DType::f32) {
+      for (std::size_t i = 0; i < n; ++i) dst.data_as<double>()[i] = src.data_as<float>()[i];
     } else {
       kChecks.fail(op, std::string("cannot convert ") + dtype_name(src.dtype()) + " to " + dtype_name(dst.dtype()));
     }

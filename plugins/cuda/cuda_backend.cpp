@@ -38,6 +38,7 @@
 #include "op_profiler.hpp"
 #include "trainer/backend.hpp"
 #include "trainer/op_checks.hpp"
+#include "upload_staging.hpp"
 
 namespace trainer::gpu {
 namespace {
@@ -237,13 +238,19 @@ class CudaBackend final : public Backend {
     check_cuda(cudaMemsetAsync(t.data(), 0, t.bytes(), stream_), "fill_zero", "cudaMemsetAsync");
   }
 
-  // Synchronous: the host buffer may be reused as soon as the call returns.
+  // The host buffer may be reused as soon as the call returns. Small copies (a micro-batch's
+  // tokens) go through page-locked staging and do not wait for the stream; larger ones
+  // (parameters, checkpoints) wait.
   void copy_from_host(const Tensor& dst, const void* src) override {
     if (!dst) return;
     const char* op = "copy_from_host";
     kChecks.tensor(op, "dst", dst, dst.dtype());
     if (!src) kChecks.fail(op, "src is null");
     const OpTiming timing = enter(op);
+    if (dst.bytes() <= gpu::UploadStaging::kSlotBytes) {
+      check_cuda(upload_staging_.upload(dst.data(), src, dst.bytes(), stream_), op, "staged upload");
+      return;
+    }
     check_cuda(cudaMemcpyAsync(dst.data(), src, dst.bytes(), cudaMemcpyHostToDevice, stream_), op, "cudaMemcpyAsync");
     sync(op);
   }
@@ -288,6 +295,7 @@ class CudaBackend final : public Backend {
   void convert(const Tensor& dst, const Tensor& src) override {
     if (dst && src && dst.dtype() == src.dtype()) return copy(dst, src);
     const OpTiming timing = enter("convert");
+    if ((dst && dst.dtype() == DType::f64) || (src && src.dtype() == DType::f64)) return convert_f64(dst, src);
     bf16_->convert(dst, src);
   }
 
@@ -571,6 +579,57 @@ class CudaBackend final : public Backend {
     return total;
   }
 
+  // One kernel over the values, no host read: the step's loss stays on the device.
+  void accumulate_sum(const Tensor& acc, const Tensor& x, std::int64_t N, double scale) override {
+    const char* op = "accumulate_sum";
+    kChecks.dims(op, {{"N", N}});
+    kChecks.numel(op, "acc", acc, 1, "1", DType::f64);
+    kChecks.numel(op, "x", x, N, "N", x && x.dtype() == DType::f64 ? DType::f64 : DType::f32);
+    const OpTiming timing = enter(op);
+    const bool wide = x.dtype() == DType::f64;
+    check_cuda(gpu::accumulate_sum(acc.data_as<double>(), wide ? nullptr : f32(x), wide ? x.data_as<double>() : nullptr,
+                                   N, scale, stream_),
+               op, "kernel launch");
+  }
+
+  // Every term's chunks in one launch per kSquaresBatchTerms terms, then the terms added in
+  // order on the device: no host read (the engine reads the norm with the step's loss).
+  void sum_squares_many(const Tensor& out, const std::vector<SquaresTerm>& terms) override {
+    const char* op = "sum_squares_many";
+    if (!out || (out.dtype() != DType::f64 && out.dtype() != DType::f32)) kChecks.fail(op, "out must be f64 or f32");
+    kChecks.numel(op, "out", out, 1, "1", out.dtype());
+    std::int64_t most_chunks = 1;
+    for (std::size_t at = 0; at < terms.size(); at += gpu::kSquaresBatchTerms) {
+      std::int64_t chunks = 0;
+      for (std::size_t i = at; i < std::min(terms.size(), at + gpu::kSquaresBatchTerms); ++i) {
+        if (terms[i].x.numel() > 0) kChecks.tensor(op, "a term's x", terms[i].x, DType::f32);
+        chunks += gpu::sum_squares_partials(terms[i].x.numel());
+      }
+      if (chunks > 0x7fffffff) kChecks.fail(op, "the terms are too large for one grid");
+      most_chunks = std::max(most_chunks, chunks);
+    }
+    const OpTiming timing = enter(op);
+    Scratch values(pool_, std::max<std::size_t>(terms.size(), 1) * sizeof(double), op);
+    Scratch partials(pool_, static_cast<std::size_t>(most_chunks) * sizeof(double), op);
+    for (std::size_t at = 0; at < terms.size(); at += gpu::kSquaresBatchTerms) {
+      gpu::SquaresBatch batch{};
+      batch.count = static_cast<int>(std::min<std::size_t>(gpu::kSquaresBatchTerms, terms.size() - at));
+      for (int i = 0; i < batch.count; ++i) {
+        const auto& term = terms[at + static_cast<std::size_t>(i)];
+        batch.x[i] = term.x.numel() > 0 ? f32(term.x) : nullptr;
+        batch.n[i] = term.x.numel();
+        batch.scale[i] = term.scale;
+        batch.first_chunk[i + 1] = batch.first_chunk[i] + gpu::sum_squares_partials(term.x.numel());
+      }
+      check_cuda(gpu::sum_squares_batch(values.as<double>() + at, partials.as<double>(), batch, stream_), op,
+                 "kernel launch");
+    }
+    const bool wide = out.dtype() == DType::f64;
+    check_cuda(gpu::sum_in_order(wide ? out.data_as<double>() : nullptr, wide ? nullptr : f32(out), values.as<double>(),
+                                 static_cast<int>(terms.size()), stream_),
+               op, "kernel launch");
+  }
+
   void crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                                      const Tensor& targets, float dloss, int N, int V) override {
     const char* op = "crossentropy_forward_backward";
@@ -587,6 +646,41 @@ class CudaBackend final : public Backend {
     const OpTiming timing = enter(op);
     check_cuda(gpu::crossentropy_forward_backward(f32(losses), f32(dlogits), f32(logits), i32(targets), dloss, N, V,
                                                   error_word(), stream_),
+               op, "kernel launch");
+  }
+
+  void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets, int first, int N,
+                                int V) override {
+    const char* op = "crossentropy_shard_stats";
+    kChecks.dims(op, {{"N", N}, {"V", V}});
+    const DType dt = logits ? logits.dtype() : DType::f32;
+    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
+    kChecks.numel(op, "stats", stats, 3LL * N, "N*3");
+    kChecks.numel(op, "logits", logits, static_cast<std::int64_t>(N) * V, "N*V", dt);
+    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    const OpTiming timing = enter(op);
+    check_cuda(gpu::crossentropy_shard_stats(f32(stats), logits.data(), dt == DType::bf16, i32(targets), first, N, V,
+                                             stream_),
+               op, "kernel launch");
+  }
+
+  void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                 const Tensor& targets, const Tensor& all_stats, int shards, int first, float dloss,
+                                 int N, int V) override {
+    const char* op = "crossentropy_shard_finish";
+    kChecks.dims(op, {{"N", N}, {"V", V}, {"shards", shards}});
+    const DType dt = logits ? logits.dtype() : DType::f32;
+    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
+    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
+    kChecks.numel(op, "losses", losses, N, "N");
+    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V", dt);
+    kChecks.numel(op, "logits", logits, NV, "N*V", dt);
+    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    kChecks.numel(op, "all_stats", all_stats, 3LL * shards * N, "shards*N*3");
+    const OpTiming timing = enter(op);
+    check_cuda(gpu::crossentropy_shard_finish(f32(losses), dlogits ? dlogits.data() : nullptr, logits.data(),
+                                              dt == DType::bf16, i32(targets), f32(all_stats), shards, first, dloss,
+                                              N, V, stream_),
                op, "kernel launch");
   }
 
@@ -649,41 +743,6 @@ class CudaBackend final : public Backend {
  private:
   // Makes this backend's device current on the calling thread (cheap after the first call).
   // The returned guard times the op when profiling (allocation enqueues nothing: untimed).
-  void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets, int first, int N,
-                                int V) override {
-    const char* op = "crossentropy_shard_stats";
-    kChecks.dims(op, {{"N", N}, {"V", V}});
-    const DType dt = logits ? logits.dtype() : DType::f32;
-    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
-    kChecks.numel(op, "stats", stats, 3LL * N, "N*3");
-    kChecks.numel(op, "logits", logits, static_cast<std::int64_t>(N) * V, "N*V", dt);
-    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
-    const OpTiming timing = enter(op);
-    check_cuda(gpu::crossentropy_shard_stats(f32(stats), logits.data(), dt == DType::bf16, i32(targets), first, N, V,
-                                             stream_),
-               op, "kernel launch");
-  }
-
-  void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
-                                 const Tensor& targets, const Tensor& all_stats, int shards, int first, float dloss,
-                                 int N, int V) override {
-    const char* op = "crossentropy_shard_finish";
-    kChecks.dims(op, {{"N", N}, {"V", V}, {"shards", shards}});
-    const DType dt = logits ? logits.dtype() : DType::f32;
-    if (dt != DType::f32 && dt != DType::bf16) kChecks.fail(op, "logits must be f32 or bf16");
-    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
-    kChecks.numel(op, "losses", losses, N, "N");
-    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V", dt);
-    kChecks.numel(op, "logits", logits, NV, "N*V", dt);
-    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
-    kChecks.numel(op, "all_stats", all_stats, 3LL * shards * N, "shards*N*3");
-    const OpTiming timing = enter(op);
-    check_cuda(gpu::crossentropy_shard_finish(f32(losses), dlogits ? dlogits.data() : nullptr, logits.data(),
-                                              dt == DType::bf16, i32(targets), f32(all_stats), shards, first, dloss,
-                                              N, V, stream_),
-               op, "kernel launch");
-  }
-
   [[nodiscard]] OpTiming enter(const char* op) {
     thread_local int current = -1;
     if (current != device_) {
@@ -695,10 +754,25 @@ class CudaBackend final : public Backend {
 
   unsigned* error_word() const { return error_word_->as<unsigned>(); }
 
+  // f64 <-> f32, for the engine's loss and norm scalars (convert's other pairs go to Bf16Ops).
+  void convert_f64(const Tensor& dst, const Tensor& src) {
+    const char* op = "convert";
+    const bool narrow = dst && dst.dtype() == DType::f32;
+    kChecks.tensor(op, "dst", dst, narrow ? DType::f32 : DType::f64);
+    kChecks.tensor(op, "src", src, narrow ? DType::f64 : DType::f32);
+    if (dst.numel() != src.numel()) {
+      kChecks.fail(op, "dst has " + std::to_string(dst.numel()) + " elements, src has " + std::to_string(src.numel()));
+    }
+    if (dst.numel() == 0) return;
+    check_cuda(narrow ? gpu::convert_f64_to_f32(f32(dst), src.data_as<double>(), dst.numel(), stream_)
+                      : gpu::convert_f32_to_f64(dst.data_as<double>(), f32(src), dst.numel(), stream_),
+               op, "kernel launch");
+  }
+
   // Waits for the stream, then reports bad data the kernels found (token or target ids).
   void sync(const char* op) {
     check_cuda(cudaStreamSynchronize(stream_), op, "cudaStreamSynchronize");
-    if (profiler_) profiler_->synced();
+    if (profiler_) profiler_->synced(op);
     unsigned word = 0;
     check_cuda(cudaMemcpyAsync(&word, error_word(), sizeof(word), cudaMemcpyDeviceToHost, stream_), op,
                "cudaMemcpyAsync");
@@ -783,6 +857,7 @@ class CudaBackend final : public Backend {
   std::vector<gpu::AdamWChunk> adamw_host_, adamw_uploaded_;
   Tensor adamw_chunks_;
   std::unique_ptr<OpProfiler> profiler_;
+  gpu::UploadStaging upload_staging_;  // copy_from_host of small buffers without a host wait
 };
 
 int choose_device(std::int64_t requested) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <utility>
 
 namespace trainer::gpu {
@@ -32,7 +33,10 @@ void OpProfiler::begin(const char* op, cudaStream_t stream) {
     resolve();
     resolve_due_ = false;
   }
-  if (std::strcmp(op, "crossentropy_forward_backward") == 0 && ++losses_seen_ == 2) totals_.clear();
+  if (std::strcmp(op, "crossentropy_forward_backward") == 0 && ++losses_seen_ == 2) {
+    totals_.clear();
+    waits_.clear();
+  }
   Record r{op, take(), nullptr};
   if (r.start) cudaEventRecord(r.start, stream);
   pending_.push_back(r);
@@ -75,6 +79,17 @@ void OpProfiler::report(std::FILE* out) const {
     std::fprintf(out, "%-34s %12.2f %8ld %10.4f %6.1f%%\n", op.c_str(), t.ms, t.count,
                  t.count ? t.ms / static_cast<double>(t.count) : 0.0, all > 0 ? 100.0 * t.ms / all : 0.0);
   }
+  long waits = 0;
+  std::string by_op;
+  for (const auto& [op, n] : waits_) {
+    waits += n;
+    by_op += ' ';
+    by_op += op;
+    by_op += ' ';
+    by_op += std::to_string(n);
+  }
+  std::fprintf(out, "host waits for the stream (each drains the GPU queue): %ld in the same span;%s\n", waits,
+               by_op.c_str());
 }
 
 }  // namespace trainer::gpu

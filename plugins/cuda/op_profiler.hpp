@@ -20,7 +20,12 @@ class OpProfiler {
   ~OpProfiler();
   void begin(const char* op, cudaStream_t stream);
   void end(cudaStream_t stream);
-  void synced() { resolve_due_ = true; }  // the stream is drained: book at the next op
+  // The host waited for the stream (drained it) inside `op`: book at the next op, and count
+  // the wait, since each one leaves the GPU idle while the host issues the next work.
+  void synced(const char* op) {
+    resolve_due_ = true;
+    ++waits_[op];
+  }
   void resolve();  // books every finished op
   void report(std::FILE* out) const;
 
@@ -41,6 +46,7 @@ class OpProfiler {
   std::vector<Record> pending_;
   std::vector<cudaEvent_t> free_;
   std::map<std::string, Total> totals_;
+  std::map<std::string, long> waits_;  // host waits per op, counted from the same point as totals_
 };
 
 // Times one op from construction to destruction (a no-op without a profiler).

@@ -278,45 +278,56 @@ void DataParallelLayout::reduce_scatter_unit(std::size_t u) {
   });
 }
 
-double DataParallelLayout::grad_sum_squares() {
-  double local = 0;
-  // Tensor parallel: a parameter every tp rank holds whole counts grad_norm_share (1/tp) of
-  // its squares here, so that the engine's sum over the tp group counts it once.
+// Every gradient (or this rank's shard of it) as a term of the squared norm, in unit order.
+// Tensor parallel: a parameter every tp rank holds whole counts grad_norm_share (1/tp) of its
+// squares, so that the engine's sum over the tp group counts it once.
+std::vector<trainer::SquaresTerm> DataParallelLayout::squares_terms() const {
   bool shares = false;
   for (const auto& spec : params_->specs()) shares = shares || spec.grad_norm_share != 1.0f;
-  if (!shards_grads()) {
-    // Replicated gradients are bitwise equal on every rank after the all-reduce.
-    for (std::size_t u = 0; u < shards_.size(); ++u) {
+  std::vector<trainer::SquaresTerm> terms;
+  for (std::size_t u = 0; u < shards_.size(); ++u) {
+    if (!shards_grads()) {
+      // Replicated gradients are bitwise equal on every rank after the all-reduce.
       const auto& unit = params_->units()[u];
       if (!shares) {
-        local += be_->sum_squares(params_->unit_grads(u), unit.numel);
+        terms.push_back({params_->unit_grads(u).view(0, {unit.numel}), 1.0});
         continue;
       }
-      for (std::size_t i = unit.first; i < unit.last; ++i) {
-        const Tensor g = params_->grad(i);
-        local += params_->spec(i).grad_norm_share * be_->sum_squares(g, g.numel());
-      }
+      for (std::size_t i = unit.first; i < unit.last; ++i) terms.push_back({params_->grad(i), params_->spec(i).grad_norm_share});
+      continue;
     }
-    return local;
-  }
-  for (std::size_t u = 0; u < shards_.size(); ++u) {
     if (!shares) {
-      local += be_->sum_squares(grad_shards_[u], shards_[u].shard_numel);
+      terms.push_back({grad_shards_[u].view(0, {shards_[u].shard_numel}), 1.0});
       continue;
     }
     for (const auto& slice : shards_[u].slices) {
-      const Tensor g = grad_shards_[u].view(slice.shard_offset, {slice.numel});
-      local += params_->spec(slice.param).grad_norm_share * be_->sum_squares(g, slice.numel);
+      terms.push_back({grad_shards_[u].view(slice.shard_offset, {slice.numel}), params_->spec(slice.param).grad_norm_share});
     }
   }
-  if (!comm_) return local;
-  float host = static_cast<float>(local);
-  Tensor t = be_->allocate({1}, trainer::DType::f32);
-  be_->copy_from_host(t, &host);
-  launch(comm_->all_reduce(t), nullptr);
-  wait_all();
-  be_->copy_to_host(&host, t);
+  return terms;
+}
+
+double DataParallelLayout::grad_sum_squares() {
+  Tensor out = be_->allocate({1}, trainer::DType::f64);
+  grad_sum_squares_on_device(out, *be_);
+  double host = 0;
+  be_->copy_to_host(&host, out);
   return host;
+}
+
+// One multi-tensor reduction on the device; sharded gradients add their ranks' partial sums
+// there too (as f32, the dtype they always met in), so the engine's one read sees the total.
+void DataParallelLayout::grad_sum_squares_on_device(const Tensor& out, trainer::Backend&) {
+  const auto terms = squares_terms();
+  if (!shards_grads() || !comm_) {
+    be_->sum_squares_many(out, terms);
+    return;
+  }
+  Tensor partial = be_->allocate({1}, trainer::DType::f32);
+  be_->sum_squares_many(partial, terms);
+  launch(comm_->all_reduce(partial), nullptr);
+  wait_all();
+  be_->convert(out, partial);
 }
 
 void DataParallelLayout::scale_grads(float factor) {

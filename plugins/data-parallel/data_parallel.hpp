@@ -32,6 +32,7 @@ class DataParallelLayout final : public trainer::Layout {
   void after_backward(int block, bool last_micro) override;
   void end_micro_batch(bool training, bool last_micro) override;
   double grad_sum_squares() override;
+  void grad_sum_squares_on_device(const trainer::Tensor& out, trainer::Backend& backend) override;
   void scale_grads(float factor) override;
   void after_optimizer_step() override;
   void zero_grads() override;
@@ -49,6 +50,7 @@ class DataParallelLayout final : public trainer::Layout {
   const std::vector<std::size_t>& units_of(int block) const;
   trainer::Tensor staging(const trainer::Shape& shape);
   void drop_staging(trainer::Tensor& t);
+  std::vector<trainer::SquaresTerm> squares_terms() const;
   void launch(std::unique_ptr<trainer::CommWork> work, std::function<void()> on_done);
   void wait_all();
   // Gradients of `units` are complete for this micro-batch.

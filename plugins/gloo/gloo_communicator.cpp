@@ -69,6 +69,7 @@ ReduceFn reduce_fn(DType dtype) {
     case DType::f32: return &sum<float>;
     case DType::i32: return &sum_i32;
     case DType::bf16: return &sum_bf16;
+    case DType::f64: return &sum<double>;
   }
   return nullptr;
 }
@@ -409,6 +410,7 @@ void GlooCommunicator::run_all_reduce(const Tensor& t, std::uint32_t tag) {
     case DType::f32: opts.setOutput<float>(std::move(buf)); break;
     case DType::i32: opts.setOutput<std::int32_t>(std::move(buf)); break;
     case DType::bf16: opts.setOutput<std::uint16_t>(std::move(buf)); break;
+    case DType::f64: opts.setOutput<double>(std::move(buf)); break;
   }
   opts.setReduceFunction(reduce_fn(t.dtype()));
   opts.setTag(tag);

@@ -300,6 +300,19 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
 double GptModel::head_forward_backward(const trainer::StepContext&, BatchShape s, const Tensor& x,
                                        const Tensor& targets, float dloss, const Tensor& dx,
                                        trainer::BlockActivations& acts) {
+  return head(s, x, targets, dloss, dx, acts, Tensor(), 1.0);
+}
+
+bool GptModel::head_forward_backward_on_device(const trainer::StepContext&, BatchShape s, const Tensor& x,
+                                               const Tensor& targets, float dloss, const Tensor& dx,
+                                               trainer::BlockActivations& acts, const Tensor& loss_sum,
+                                               double loss_scale) {
+  head(s, x, targets, dloss, dx, acts, loss_sum, loss_scale);
+  return true;
+}
+
+double GptModel::head(BatchShape s, const Tensor& x, const Tensor& targets, float dloss, const Tensor& dx,
+                      trainer::BlockActivations& acts, const Tensor& loss_sum, double loss_scale) {
   const int B = s.B, T = s.T, C = cfg_.d_model, V = cfg_.vocab, N = B * T, tp = par_.tp_size, Vl = V / tp;
   const bool sp = tp_->sequence_parallel();
   const int rows = sp ? N / tp : N;
@@ -313,11 +326,22 @@ double GptModel::head_forward_backward(const trainer::StepContext&, BatchShape s
     Tensor losses = acts.scratch({B, T});
     // The gradient overwrites the logits in place: one [N,V] buffer, never two.
     be_.crossentropy_forward_backward(losses, dx ? logits : Tensor(), logits, targets, dloss, N, V);
-    std::vector<float> host(static_cast<std::size_t>(N));
-    be_.copy_to_host(host.data(), losses);
-    for (float l : host) sum += l;
+    if (loss_sum) {
+      be_.accumulate_sum(loss_sum, losses, N, loss_scale);  // no host read: the engine reads the step's total
+    } else {
+      std::vector<float> host(static_cast<std::size_t>(N));
+      be_.copy_to_host(host.data(), losses);
+      for (float l : host) sum += l;
+    }
   } else {
     sum = tp_->vocab_cross_entropy(dx ? logits : Tensor(), logits, targets, dloss, N, V);
+    if (loss_sum) {
+      // The vocabulary-parallel loss comes back to the host; it joins the device sum as it is.
+      Tensor value = be_.allocate({1}, trainer::DType::f64);
+      be_.copy_from_host(value, &sum);
+      be_.accumulate_sum(loss_sum, value, 1, loss_scale);
+      sum = 0;
+    }
   }
   if (dx) {
     Tensor dlnf = acts.scratch({rows, C}, act_);

@@ -47,6 +47,10 @@ class GptModel final : public trainer::Model {
   double head_forward_backward(const trainer::StepContext& ctx, trainer::BatchShape s,
                                const trainer::Tensor& x, const trainer::Tensor& targets, float dloss,
                                const trainer::Tensor& dx, trainer::BlockActivations& acts) override;
+  bool head_forward_backward_on_device(const trainer::StepContext& ctx, trainer::BatchShape s,
+                                       const trainer::Tensor& x, const trainer::Tensor& targets, float dloss,
+                                       const trainer::Tensor& dx, trainer::BlockActivations& acts,
+                                       const trainer::Tensor& loss_sum, double loss_scale) override;
   void head_logits(const trainer::StepContext& ctx, trainer::BatchShape s, const trainer::Tensor& x,
                    const trainer::Tensor& logits, trainer::BlockActivations& acts) override;
 
@@ -65,6 +69,11 @@ class GptModel final : public trainer::Model {
   void norm_backward(const trainer::Tensor& dinp, std::size_t weight, std::size_t bias, const trainer::Tensor& dout,
                      const trainer::Tensor& inp, const trainer::Tensor& mean, const trainer::Tensor& rstd, int rows,
                      trainer::BlockActivations& acts);
+  // Both head entry points: with loss_sum, the loss is added there on the device and 0 is
+  // returned; without, the summed loss is read back and returned.
+  double head(trainer::BatchShape s, const trainer::Tensor& x, const trainer::Tensor& targets, float dloss,
+              const trainer::Tensor& dx, trainer::BlockActivations& acts, const trainer::Tensor& loss_sum,
+              double loss_scale);
   float dropout_p(const trainer::StepContext& ctx) const { return ctx.training ? cfg_.dropout : 0.0f; }
   // Dropout sites: 0 after the embedding, then two per block.
   static int attn_site(int block) { return 1 + 2 * block; }

@@ -22,6 +22,13 @@ struct AdamWTensors {
   float weight_decay = 0.0f;
 };
 
+// One tensor of a multi-tensor sum of squares (Backend::sum_squares_many): f32 elements,
+// their squares weighted by `scale`.
+struct SquaresTerm {
+  Tensor x;
+  double scale = 1.0;
+};
+
 class Backend : public Plugin {
  public:
   virtual Device device() const = 0;
@@ -35,6 +42,7 @@ class Backend : public Plugin {
   virtual void copy(const Tensor& dst, const Tensor& src) = 0;          // same byte size
   // dst = src converted between f32 and bf16 (round to nearest even), same element count;
   // equal dtypes copy. Mixed precision makes the bf16 compute copies of parameters with it.
+  // f64 <-> f32 too (round to nearest even), for the device scalars of accumulate_sum.
   virtual void convert(const Tensor& dst, const Tensor& src) = 0;
   virtual void synchronize() = 0;
   // Host memory for large device<->host copies (checkpoint snapshots): page-locked where the
@@ -110,12 +118,40 @@ class Backend : public Plugin {
   // sum of squares, reduced in a fixed order (deterministic), returned to the host
   virtual double sum_squares(const Tensor& x, std::int64_t N) = 0;
 
+  // --- sums left on the device: a step's loss and gradient norm with one host read ---
+  // Each host read waits for everything queued before it, so the engine keeps these sums in
+  // f64 device scalars and reads them back once per step.
+  // acc[0] += scale * (x[0] + ... + x[N-1]), the sum taken in double; x f32 or f64 [N], acc
+  // f64 [1]. The default reads x and acc to the host and sums in index order; a backend's own
+  // kernel may sum in another fixed order (deterministic, within double rounding of it).
+  virtual void accumulate_sum(const Tensor& acc, const Tensor& x, std::int64_t N, double scale);
+  // out[0] = terms[0].scale * sum_squares(terms[0].x) + terms[1].scale * ..., each term's sum
+  // of squares as sum_squares takes it, the scaled terms added in the order given, in double;
+  // stored in out's dtype (f64, or f32 rounded to nearest), out [1]. The default calls
+  // sum_squares per term (a host read each) and copies the total in.
+  virtual void sum_squares_many(const Tensor& out, const std::vector<SquaresTerm>& terms);
+
   // --- loss: softmax cross-entropy over V classes for N rows ---
   // losses [N] per row; if dlogits is not empty, dlogits = (softmax - onehot) * dloss
   // (dlogits may alias logits). Targets < 0 are ignored (loss 0, gradient 0).
   virtual void crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits,
                                              const Tensor& logits, const Tensor& targets,
                                              float dloss, int N, int V) = 0;
+
+  // The same loss over a vocabulary split across ranks (tensor parallel), in two halves around
+  // an all_gather of the statistics, so that no rank ever holds the whole [N, vocabulary].
+  // logits [N, V] hold global class ids [first, first + V) (f32, or bf16 where supported).
+  // Stats: stats [N, 3] f32 per row = {max z, sum of exp(z - max), z of the target if this
+  // shard holds it, else 0}.
+  virtual void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets,
+                                        int first, int N, int V);
+  // Finish: all_stats [shards, N, 3] is every shard's stats in group-rank order. losses [N]
+  // = log S + M - z_target with M, S the row's maximum and sum over all shards (0 where the
+  // target is negative); if dlogits is not empty it gets this shard's (softmax - onehot) *
+  // dloss (may alias logits). The defaults compute on the host (f32 only).
+  virtual void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
+                                         const Tensor& targets, const Tensor& all_stats, int shards, int first,
+                                         float dloss, int N, int V);
 
   // --- optimizer: AdamW with bias correction, decoupled weight decay; t is 1-based ---
   virtual void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m,
@@ -137,18 +173,3 @@ class Backend : public Plugin {
 };
 
 }  // namespace trainer
-  // The same loss over a vocabulary split across ranks (tensor parallel), in two halves around
-  // an all_gather of the statistics, so that no rank ever holds the whole [N, vocabulary].
-  // logits [N, V] hold global class ids [first, first + V) (f32, or bf16 where supported).
-  // Stats: stats [N, 3] f32 per row = {max z, sum of exp(z - max), z of the target if this
-  // shard holds it, else 0}.
-  virtual void crossentropy_shard_stats(const Tensor& stats, const Tensor& logits, const Tensor& targets,
-                                        int first, int N, int V);
-  // Finish: all_stats [shards, N, 3] is every shard's stats in group-rank order. losses [N]
-  // = log S + M - z_target with M, S the row's maximum and sum over all shards (0 where the
-  // target is negative); if dlogits is not empty it gets this shard's (softmax - onehot) *
-  // dloss (may alias logits). The defaults compute on the host (f32 only).
-  virtual void crossentropy_shard_finish(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
-                                         const Tensor& targets, const Tensor& all_stats, int shards, int first,
-                                         float dloss, int N, int V);
-

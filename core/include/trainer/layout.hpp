@@ -59,6 +59,10 @@ class Layout : public Plugin {
   // After the last micro-batch: the squared norm of the reduced gradient, over the whole
   // model (the same value on every rank).
   virtual double grad_sum_squares() = 0;
+  // The same value left on the device: out (f64 [1], the backend's device) receives it without
+  // a host read where the layout can (the engine reads it back with the step's loss). The
+  // default stores grad_sum_squares() through the host.
+  virtual void grad_sum_squares_on_device(const Tensor& out, Backend& backend);
   virtual void scale_grads(float factor) = 0;
   virtual void after_optimizer_step() = 0;
   virtual void zero_grads() = 0;

@@ -90,6 +90,14 @@ class Model : public Plugin {
   virtual double head_forward_backward(const StepContext& ctx, BatchShape shape, const Tensor& x,
                                        const Tensor& targets, float dloss, const Tensor& dx,
                                        BlockActivations& acts) = 0;
+  // The same, but loss_scale times the summed loss is added to loss_sum (f64 [1] on the
+  // backend's device, Backend::accumulate_sum) instead of being returned, so that the host
+  // does not wait for the device once per micro-batch: the engine reads the step's loss once.
+  // Returns false, having done nothing, when the model has no such path (the default); the
+  // engine then calls head_forward_backward and adds its value itself.
+  virtual bool head_forward_backward_on_device(const StepContext& ctx, BatchShape shape, const Tensor& x,
+                                               const Tensor& targets, float dloss, const Tensor& dx,
+                                               BlockActivations& acts, const Tensor& loss_sum, double loss_scale);
   // Inference (sampling): writes the next-token logits for every position of x into
   // `logits` (f32 [B,T,vocab_size()]). The default throws: a model that cannot sample.
   virtual void head_logits(const StepContext& ctx, BatchShape shape, const Tensor& x, const Tensor& logits,

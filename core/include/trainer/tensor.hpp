@@ -8,7 +8,9 @@
 
 namespace trainer {
 
-enum class DType : std::uint8_t { f32, bf16, i32 };
+// f64: the few-element accumulators of a step's loss and gradient norm (Backend::accumulate_sum,
+// Backend::sum_squares_many); no other op takes it.
+enum class DType : std::uint8_t { f32, bf16, i32, f64 };
 enum class Device : std::uint8_t { cpu, cuda };
 
 std::size_t dtype_size(DType dtype);

@@ -33,8 +33,42 @@ Tensor ForwardBackward::residual() {
   return t;
 }
 
-double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets,
-                              float dloss, bool last_micro) {
+void ForwardBackward::head(const StepContext& ctx, const Tensor& x, const Tensor& targets, float dloss,
+                           const Tensor& dx, const Tensor& loss_sum, double loss_scale) {
+  edge_->begin_pass(false);
+  if (!model_.head_forward_backward_on_device(ctx, shape_, x, targets, dloss, dx, *edge_, loss_sum, loss_scale)) {
+    // A model without a device path: its host value joins the sum (acc += scale * (0 + value)).
+    const double value = model_.head_forward_backward(ctx, shape_, x, targets, dloss, dx, *edge_);
+    Tensor t = backend_.allocate({1}, DType::f64);
+    backend_.copy_from_host(t, &value);
+    backend_.accumulate_sum(loss_sum, t, 1, loss_scale);
+  }
+  edge_->end_pass();
+}
+
+double ForwardBackward::read_scalar(const Tensor& t) {
+  double value = 0;
+  backend_.copy_to_host(&value, t);
+  return value;
+}
+
+double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss,
+                              bool last_micro) {
+  Tensor sum = backend_.allocate({1}, DType::f64);
+  backend_.fill_zero(sum);
+  train(ctx, tokens, targets, dloss, last_micro, sum, 1.0);
+  return read_scalar(sum);
+}
+
+double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets) {
+  Tensor sum = backend_.allocate({1}, DType::f64);
+  backend_.fill_zero(sum);
+  evaluate(ctx, tokens, targets, sum);
+  return read_scalar(sum);
+}
+
+void ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss,
+                            bool last_micro, const Tensor& loss_sum, double loss_scale) {
   const int L = model_.num_blocks();
   layout_.begin_micro_batch(true);
   // xs[b] is block b's input; xs[L] feeds the head. Each is freed once nothing needs it.
@@ -57,9 +91,7 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
 
   Tensor dresid = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
   workspace_.add(dresid.bytes());
-  edge_->begin_pass(false);
-  const double loss = model_.head_forward_backward(ctx, shape_, xs[L], targets, dloss, dresid, *edge_);
-  edge_->end_pass();
+  head(ctx, xs[L], targets, dloss, dresid, loss_sum, loss_scale);
 
   for (int b = L - 1; b >= 0; --b) {
     auto& acts = *blocks_[static_cast<std::size_t>(b)];
@@ -83,10 +115,10 @@ double ForwardBackward::train(const StepContext& ctx, const Tensor& tokens, cons
   saved_.sub(xs[0].bytes());
   workspace_.sub(dresid.bytes());
   layout_.end_micro_batch(true, last_micro);
-  return loss;
 }
 
-double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets) {
+void ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets,
+                               const Tensor& loss_sum) {
   const int L = model_.num_blocks();
   Tensor x = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
   Tensor y = backend_.allocate(model_.residual_shape(shape_), residual_dtype_);
@@ -105,11 +137,8 @@ double ForwardBackward::evaluate(const StepContext& ctx, const Tensor& tokens, c
     layout_.after_forward(b);
     std::swap(x, y);
   }
-  edge_->begin_pass(false);
-  const double loss = model_.head_forward_backward(ctx, shape_, x, targets, 0.0f, Tensor(), *edge_);
-  edge_->end_pass();
+  head(ctx, x, targets, 0.0f, Tensor(), loss_sum, 1.0);
   layout_.end_micro_batch(false, false);
-  return loss;
 }
 
 }  // namespace trainer

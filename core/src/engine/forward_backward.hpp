@@ -22,10 +22,17 @@ class ForwardBackward {
  public:
   ForwardBackward(Backend& backend, Model& model, const RecomputePolicy& policy, Layout& layout, BatchShape shape);
 
-  // Accumulates parameter gradients of dloss * (summed loss); returns the summed loss.
-  // `last_micro`: the step's last micro-batch, after which gradients are reduced.
+  // Accumulates parameter gradients of dloss * (summed loss), and adds loss_scale * (summed
+  // loss) to loss_sum (f64 [1] on the backend's device) without reading it back: the engine
+  // reads a step's loss once. `last_micro`: the step's last micro-batch, after which
+  // gradients are reduced.
+  void train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss, bool last_micro,
+             const Tensor& loss_sum, double loss_scale);
+  // The same, returning the summed loss (a host read).
   double train(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, float dloss, bool last_micro);
-  // Forward only (no dropout, nothing kept); returns the summed loss.
+  // Forward only (no dropout, nothing kept); adds the summed loss to loss_sum.
+  void evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets, const Tensor& loss_sum);
+  // The same, returning the summed loss (a host read).
   double evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets);
 
   ActivationMemory memory() const { return {saved_.peak(), workspace_.peak()}; }
@@ -38,6 +45,10 @@ class ForwardBackward {
 
  private:
   Tensor residual();  // a block-boundary buffer, metered as saved
+  // The model's head; its loss (times loss_scale) joins loss_sum on the device.
+  void head(const StepContext& ctx, const Tensor& x, const Tensor& targets, float dloss, const Tensor& dx,
+            const Tensor& loss_sum, double loss_scale);
+  double read_scalar(const Tensor& t);
   void refresh(int block) {
     if (params_) params_->refresh_compute_block(block);
   }

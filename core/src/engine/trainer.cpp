@@ -37,6 +37,15 @@ double sum_over_group(Backend& backend, Communicator* group, double local) {
   return value;
 }
 
+// `value` (f64 [1] on the device) summed over `group` in f32, as sum_over_group does, but
+// left on the device: no host read.
+void sum_on_device(Backend& backend, Communicator& group, const Tensor& value) {
+  Tensor t = backend.allocate({1}, DType::f32);
+  backend.convert(t, value);
+  group.all_reduce(t)->wait();
+  backend.convert(value, t);
+}
+
 }  // namespace
 
 Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
@@ -83,6 +92,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
       GroupSpec spec;
       spec.name = name;
       spec.ranks = std::move(ranks);
+      spec.point_to_point = point_to_point;
       spec.global_rank = rank_;
       // The plugin's own timeout is a backstop behind the watchdog, so that the watchdog,
       // which names the operation and step, is the one that fires.
@@ -92,7 +102,6 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
     };
     if (mesh_.size(Axis::dp) > 1) dp_ = connect(mesh_.group_name(Axis::dp, rank_), mesh_.group(Axis::dp, rank_));
     if (mesh_.size(Axis::tp) > 1) tp_ = connect(mesh_.group_name(Axis::tp, rank_), mesh_.group(Axis::tp, rank_));
-      spec.point_to_point = point_to_point;
     if (mesh_.size(Axis::pp) > 1) {
       pp_ = connect(mesh_.group_name(Axis::pp, rank_), mesh_.group(Axis::pp, rank_), /*point_to_point=*/true);
     }
@@ -289,8 +298,18 @@ StepResult Trainer::train_step() {
   // A spike fault makes this rank's loss of the step, and so its gradient, kSpikeFactor times larger.
   const double spike_scale = fault_at(Fault::Kind::spike, step_ + 1, rank_) ? kSpikeFactor : 1.0;
   layout.zero_grads();
-  double loss_sum =
-      pipeline_ ? spike_scale * pipeline_micro_batches(static_cast<float>(spike_scale) * dloss) : 0.0;
+  auto& backend = *components_.backend;
+  // The step's loss sum and squared gradient norm stay on the device (sums[0], sums[1]) until
+  // one read after the backward: each host read waits for everything queued before it.
+  // The pipeline executor sums its loss on the host.
+  Tensor sums;
+  double loss_sum = 0;
+  if (pipeline_) {
+    loss_sum = spike_scale * pipeline_micro_batches(static_cast<float>(spike_scale) * dloss);
+  } else {
+    sums = backend.allocate({2}, DType::f64);
+    backend.fill_zero(sums);
+  }
   for (std::int64_t m = 0; !pipeline_ && m < accum_; ++m) {
     // Global sample positions: across the ranks, micro-batch m covers samples
     // [m*dp*B, (m+1)*dp*B) of the step, rank r the r-th B of them. A dp=1 run with the
@@ -299,13 +318,17 @@ StepResult Trainer::train_step() {
     sampler_->fill_micro_batch(step_, global_micro * shape_.B, shape_.B, inputs, targets);
     load_micro_batch(inputs, targets);
     StepContext ctx{seed_, step_, static_cast<int>(global_micro), true};
-    loss_sum += spike_scale * pass_->train(ctx, tokens_, targets_, static_cast<float>(spike_scale) * dloss,
-                                           m + 1 == accum_);
+    pass_->train(ctx, tokens_, targets_, static_cast<float>(spike_scale) * dloss, m + 1 == accum_, sums.view(0, {1}),
+                 spike_scale);
   }
 
   StepResult r;
   r.step = step_;
-  r.loss = sum_over_ranks(pipeline_ ? pipeline_->sum_over_stages(loss_sum) : loss_sum) / tokens_per_step;
+  if (pipeline_) {
+    r.loss = sum_over_ranks(pipeline_->sum_over_stages(loss_sum)) / tokens_per_step;
+  } else if (dp_) {
+    sum_on_device(backend, *dp_, sums.view(0, {1}));  // as sum_over_ranks, in the same place among the collectives
+  }
   // An injected NaN lands after the gradients were reduced, so only its rank sees it;
   // every rank knows the fault list, and on such a step they vote, so all of them skip.
   // (An organic non-finite value is seen by all ranks: the loss and the norm are global,
@@ -315,8 +338,16 @@ StepResult Trainer::train_step() {
   if (injected) inject_nan_gradient();
   // The layout sums over the dp group; the tp ranks hold different shards (and count their
   // replicated parameters 1/tp each, ParameterSpec::grad_norm_share), so they add up too.
-  r.grad_norm = std::sqrt(sum_over_group(*components_.backend, tp_.get(),
-                                             pipeline_ ? pipeline_grad_sum_squares() : layout.grad_sum_squares()));
+  if (pipeline_) {
+    r.grad_norm = std::sqrt(sum_over_group(backend, tp_.get(), pipeline_grad_sum_squares()));
+  } else {
+    layout.grad_sum_squares_on_device(sums.view(1, {1}), backend);
+    if (tp_) sum_on_device(backend, *tp_, sums.view(1, {1}));
+    double host[2] = {0, 0};
+    backend.copy_to_host(host, sums);  // the step's one read of the device
+    r.loss = host[0] / tokens_per_step;
+    r.grad_norm = std::sqrt(host[1]);
+  }
   if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {
     r.grad_norm = std::numeric_limits<double>::quiet_NaN();
   }
@@ -362,13 +393,23 @@ double Trainer::evaluate() {
   const std::size_t n = static_cast<std::size_t>(shape_.B) * static_cast<std::size_t>(shape_.T);
   std::vector<std::int32_t> inputs(n), targets(n);
   double sum = 0;
+  Tensor device_sum;  // without a pipeline the batches' losses add up on the device, read once
+  if (!pipeline_) {
+    device_sum = components_.backend->allocate({1}, DType::f64);
+    components_.backend->fill_zero(device_sum);
+  }
   for (int b = 0; b < batches; ++b) {
     eval_windows_->fill(static_cast<std::int64_t>(b) * shape_.B, shape_.B, inputs, targets);
     load_micro_batch(inputs, targets);
     StepContext ctx{seed_, step_, b, false};
-    sum += pipeline_ ? pipeline_->evaluate(ctx, tokens_, targets_) : pass_->evaluate(ctx, tokens_, targets_);
+    if (pipeline_) {
+      sum += pipeline_->evaluate(ctx, tokens_, targets_);
+    } else {
+      pass_->evaluate(ctx, tokens_, targets_, device_sum);
+    }
   }
   if (pipeline_) sum = pipeline_->sum_over_stages(sum);  // the loss is on the last stage
+  if (!pipeline_) components_.backend->copy_to_host(&sum, device_sum);
   return sum / (static_cast<double>(batches) * static_cast<double>(n));
 }
 

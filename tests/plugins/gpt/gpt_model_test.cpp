@@ -146,3 +146,25 @@ TEST_CASE("evaluation is deterministic and ignores dropout", "[gpt]") {
   // At initialisation the loss is close to log(vocab) per token.
   CHECK(a / 16.0 == Approx(std::log(32.0)).epsilon(0.05));
 }
+
+TEST_CASE("the loss summed on the device equals the host's sum", "[gpt]") {
+  Fixture f({{"n_layer", "2"}, {"n_head", "2"}, {"d_model", "16"}, {"vocab", "32"}, {"seq_len", "8"},
+             {"dropout", "0.1"}});
+  ForwardBackward pass(*f.backend, *f.model, *f.policy, *f.layout, f.shape);
+  const StepContext ctx{11, 3, 0, true};
+  const double host = pass.train(ctx, f.tokens, f.targets, 1.0f / 16.0f, true);  // read back at once
+  // Two micro-batches added on the device, with the engine's loss scale, read once.
+  Tensor sum = f.backend->allocate({1}, DType::f64);
+  f.backend->fill_zero(sum);
+  pass.train(ctx, f.tokens, f.targets, 1.0f / 16.0f, false, sum, 1.0);
+  pass.train(ctx, f.tokens, f.targets, 1.0f / 16.0f, true, sum, 3.0);
+  double device = 0;
+  f.backend->copy_to_host(&device, sum);
+  CHECK(device == host + 3.0 * host);  // the cpu adds rows in the host's order: the same bits
+  Tensor eval = f.backend->allocate({1}, DType::f64);
+  f.backend->fill_zero(eval);
+  pass.evaluate(StepContext{1, 0, 0, false}, f.tokens, f.targets, eval);
+  double evaluated = 0;
+  f.backend->copy_to_host(&evaluated, eval);
+  CHECK(evaluated == pass.evaluate(StepContext{1, 0, 0, false}, f.tokens, f.targets));
+}
