@@ -58,8 +58,8 @@ int inspect(const fs::path& arg, bool verify, bool json) {
   for (const auto& s : m.shards) total += s.bytes;
   fmt::print("checkpoint {}\n  format {} | step {} (training resumes at step {}) | seed {}\n", dir.string(), m.format,
              m.step, m.step + 1, m.seed);
-  fmt::print("  saved by {} rank(s), layout {} | {} tensors, {}\n", m.world, m.layout, m.tensors.size(),
-             format_bytes(static_cast<double>(total)));
+  fmt::print("  saved by {} rank(s), layout {}, mesh dp {} x tp {} x pp {} | {} tensors (whole: loads under any "
+             "mesh), {}\n", m.world, m.layout, m.dp, m.tp, m.pp, m.tensors.size(), format_bytes(static_cast<double>(total)));
   fmt::print("  sampler (seed {}, step {}), dropout RNG counter-based (seed, step, micro, site), LR schedule at step {}\n",
              m.seed, m.step, m.step);
   fmt::print("shards:\n");
@@ -68,7 +68,9 @@ int inspect(const fs::path& arg, bool verify, bool json) {
   for (const auto& t : m.tensors) {
     fmt::print("  {} {} {}\n", t.name, dtype_name(t.dtype), shape_string(t.shape));
     for (const auto& c : t.chunks) {
-      fmt::print("    [{}, {}) {} @ {} xxh64 {}\n", c.begin, c.end, c.file, c.offset, hex64(c.xxh64));
+      // A tensor-parallel shard's rows: `count` runs `stride` elements apart.
+      const std::string runs = c.count > 1 ? fmt::format(" x {} rows, stride {}", c.count, c.stride) : "";
+      fmt::print("    [{}, {}){} {} @ {} xxh64 {}\n", c.begin, c.end, runs, c.file, c.offset, hex64(c.xxh64));
     }
   }
   fmt::print("recipe:\n");

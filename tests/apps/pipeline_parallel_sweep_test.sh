@@ -30,10 +30,7 @@ status=0
 check "plan: fewer blocks than chunks refused (exit 2)" test "$status" -eq 2
 check "plan: names the block count" grep -q "the model has 3 blocks" refused2.txt
 
-status=0
-"$trainer" validate "$base" parallel.pp=2 launch.nproc=2 checkpoint.every=1 > refused3.txt 2>&1 || status=$?
-check "validate: checkpoints with pp refused (exit 2)" test "$status" -eq 2
-check "validate: says why" grep -q "checkpoints are not available with pipeline parallel yet" refused3.txt
+# Checkpoints under pp (and tp): tests/apps/checkpoint_reshard_test.sh.
 
 for s in 1f1b gpipe; do
   "$trainer" run "$base" model.n_layer=4 train.global_batch=16 parallel.pp=2 launch.nproc=2 pipeline=$s \

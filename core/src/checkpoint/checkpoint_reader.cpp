@@ -24,11 +24,14 @@ std::vector<char> read_bytes(const std::filesystem::path& file, std::uint64_t of
   return buf;
 }
 
+std::uint64_t chunk_bytes(const Chunk& c) { return static_cast<std::uint64_t>(c.numel()) * sizeof(float); }
+
 void check_chunk(const std::filesystem::path& file, const std::string& tensor, const Chunk& c, const char* data) {
-  const std::uint64_t bytes = static_cast<std::uint64_t>(c.end - c.begin) * sizeof(float);
+  const std::uint64_t bytes = chunk_bytes(c);
   if (xxh64(data, bytes) != c.xxh64) {
-    throw CheckpointError(fmt::format("{}: checksum mismatch in bytes [{}, {}) ({} elements [{}, {}))",
-                                      file.string(), c.offset, c.offset + bytes, tensor, c.begin, c.end));
+    const std::string runs = c.count > 1 ? fmt::format(" x {} stride {}", c.count, c.stride) : "";
+    throw CheckpointError(fmt::format("{}: checksum mismatch in bytes [{}, {}) ({} elements [{}, {}){})",
+                                      file.string(), c.offset, c.offset + bytes, tensor, c.begin, c.end, runs));
   }
 }
 
@@ -48,7 +51,7 @@ void verify_checkpoint(const std::filesystem::path& dir, const Manifest& m) {
     if (t.dtype != DType::f32) throw CheckpointError(dir.string() + ": tensor " + t.name + " is not f32");
     for (const auto& c : t.chunks) {
       const auto file = dir / c.file;
-      const auto buf = read_bytes(file, c.offset, static_cast<std::uint64_t>(c.end - c.begin) * sizeof(float));
+      const auto buf = read_bytes(file, c.offset, chunk_bytes(c));
       check_chunk(file, t.name, c, buf.data());
     }
   }
@@ -88,28 +91,46 @@ std::optional<FoundCheckpoint> find_latest_good(const std::filesystem::path& dir
   return std::nullopt;
 }
 
-void read_range(const std::filesystem::path& dir, const Manifest& m, const std::string& name, std::int64_t begin,
-                std::int64_t end, float* out, bool verify) {
+void read_region(ShardFiles& files, const Manifest& m, const std::string& name, const Region& want, float* out,
+                 bool verify) {
+  const auto& dir = files.dir();
   const TensorEntry* t = m.find(name);
   if (!t) throw CheckpointError(fmt::format("{}: no tensor '{}' in the checkpoint", dir.string(), name));
-  if (begin < 0 || end > shape_numel(t->shape) || begin > end) {
-    throw CheckpointError(fmt::format("{}: elements [{}, {}) are outside tensor '{}' of shape {}", dir.string(), begin,
-                                      end, name, shape_string(t->shape)));
+  const std::int64_t last = want.numel() > 0 ? want.begin + (want.count - 1) * want.stride + want.run() : 0;
+  if (want.begin < 0 || want.run() < 0 || want.count < 1 || last > shape_numel(t->shape)) {
+    throw CheckpointError(fmt::format("{}: elements [{}, {}) x {} (stride {}) are outside tensor '{}' of shape {}",
+                                      dir.string(), want.begin, want.end, want.count, want.stride, name,
+                                      shape_string(t->shape)));
   }
+  std::int64_t copied = 0;
   for (const auto& c : t->chunks) {
-    const std::int64_t lo = std::max(begin, c.begin), hi = std::min(end, c.end);
-    if (lo >= hi) continue;
-    const auto file = dir / c.file;
-    if (verify) {
-      const auto buf = read_bytes(file, c.offset, static_cast<std::uint64_t>(c.end - c.begin) * sizeof(float));
-      check_chunk(file, name, c, buf.data());
-      std::memcpy(out + (lo - begin), buf.data() + (lo - c.begin) * 4, static_cast<std::size_t>(hi - lo) * sizeof(float));
-    } else {
-      const auto buf = read_bytes(file, c.offset + static_cast<std::uint64_t>(lo - c.begin) * sizeof(float),
-                                  static_cast<std::uint64_t>(hi - lo) * sizeof(float));
-      std::memcpy(out + (lo - begin), buf.data(), buf.size());
-    }
+    const char* data = nullptr;
+    std::uint64_t bytes = chunk_bytes(c);
+    for_each_overlap(want, Region{c.begin, c.end, c.stride, c.count},
+                     [&](std::int64_t at_want, std::int64_t at_chunk, std::int64_t n) {
+                       if (!data) {
+                         data = files.at(c.file, c.offset, bytes);
+                         if (verify) check_chunk(dir / c.file, name, c, data);
+                       }
+                       std::memcpy(out + at_want, data + at_chunk * static_cast<std::int64_t>(sizeof(float)),
+                                   static_cast<std::size_t>(n) * sizeof(float));
+                       copied += n;
+                     });
   }
+  if (copied != want.numel()) {  // parse_manifest checked the cover; a short read means a bad manifest
+    throw CheckpointError(fmt::format("{}: tensor '{}': the chunks hold {} of the {} elements asked for",
+                                      dir.string(), name, copied, want.numel()));
+  }
+}
+
+void read_range(const std::filesystem::path& dir, const Manifest& m, const std::string& name, std::int64_t begin,
+                std::int64_t end, float* out, bool verify) {
+  ShardFiles files(dir);
+  if (begin > end) {
+    throw CheckpointError(fmt::format("{}: elements [{}, {}) of tensor '{}' are no range", dir.string(), begin, end,
+                                      name));
+  }
+  read_region(files, m, name, Region{begin, end}, out, verify);
 }
 
 void remove_stale_temporaries(const std::filesystem::path& dir) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "checkpoint/manifest.hpp"
+#include "checkpoint/shard_files.hpp"
+#include "checkpoint/slice_map.hpp"
 
 namespace trainer::checkpoint {
 
@@ -31,8 +33,11 @@ void verify_checkpoint(const std::filesystem::path& dir, const Manifest& m);
 // way and every uncommitted temporary newer than the result adds a line to `warnings`.
 std::optional<FoundCheckpoint> find_latest_good(const std::filesystem::path& dir, std::vector<std::string>& warnings);
 
-// Elements [begin, end) of tensor `name` (f32) into `out`, reading only the chunks that hold
-// them. `verify`: check the checksum of every chunk touched (reads those chunks whole).
+// The elements of `want` (a region of tensor `name`, f32) into `out` in the region's order,
+// from whichever chunks hold them. `verify`: check the checksum of every chunk touched.
+void read_region(ShardFiles& files, const Manifest& m, const std::string& name, const Region& want, float* out,
+                 bool verify = false);
+// Elements [begin, end) of tensor `name`: read_region of one range.
 void read_range(const std::filesystem::path& dir, const Manifest& m, const std::string& name, std::int64_t begin,
                 std::int64_t end, float* out, bool verify = false);
 

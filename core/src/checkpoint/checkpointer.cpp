@@ -49,6 +49,31 @@ CheckpointSettings CheckpointSettings::from_recipe(const ConfigNode& recipe) {
   return s;
 }
 
+std::int64_t BoundSlice::numel() const {
+  std::int64_t n = 0;
+  for (const auto& r : refs) n += r.numel();
+  return n;
+}
+
+bool RankInfo::writes(const BoundSlice& s) const {
+  if (s.param < foreign) return false;
+  if (tp_size > 1 && s.tp_whole && tp_rank != 0) return false;
+  return !replicated || static_cast<int>(s.param % static_cast<std::size_t>(dp_size)) == dp_rank;
+}
+
+namespace {
+
+// Where local elements [begin, end) of parameter p lie in tensor `tensor`, as slices.
+std::vector<SliceRef> whole_slices(const ParameterSpec& spec, const std::string& tensor, std::int64_t begin,
+                                   std::int64_t end) {
+  std::vector<SliceRef> out;
+  const Shape shape = whole_shape(spec);
+  for (const auto& r : whole_regions(spec, begin, end)) out.push_back({tensor, shape, r.begin, r.end, r.stride, r.count});
+  return out;
+}
+
+}  // namespace
+
 std::vector<BoundSlice> bind_state(const ParameterStore& params, const std::vector<OptimizerTarget>& targets,
                                    const Optimizer& optimizer) {
   std::vector<BoundSlice> out;
@@ -57,12 +82,12 @@ std::vector<BoundSlice> bind_state(const ParameterStore& params, const std::vect
     TargetName n = parse_target(t.name);
     const auto p = params.find(n.param);
     if (!p) throw CheckpointError("optimizer target '" + t.name + "' names no parameter");
-    const Shape& shape = params.spec(*p).shape;
-    if (n.end < 0) n.end = shape_numel(shape);
+    const auto& spec = params.spec(*p);
+    if (n.end < 0) n.end = shape_numel(spec.shape);
     if (n.end - n.begin != t.value.numel()) {
       throw CheckpointError(fmt::format("optimizer target '{}' holds {} elements", t.name, t.value.numel()));
     }
-    out.push_back({SliceRef{param_tensor(n.param), shape, n.begin, n.end}, t.value, *p});
+    out.push_back({whole_slices(spec, param_tensor(n.param), n.begin, n.end), t.value, *p, spec.global.empty()});
     names.push_back(n);
   }
   for (const auto& [name, tensor] : optimizer.state()) {
@@ -82,7 +107,8 @@ std::vector<BoundSlice> bind_state(const ParameterStore& params, const std::vect
     }
     const std::string kind = name.substr(targets[*best].name.size() + 1);
     const auto p = *params.find(n.param);
-    out.push_back({SliceRef{state_tensor(kind, n.param), params.spec(p).shape, n.begin, n.end}, tensor, p});
+    const auto& spec = params.spec(p);
+    out.push_back({whole_slices(spec, state_tensor(kind, n.param), n.begin, n.end), tensor, p, spec.global.empty()});
   }
   return out;
 }
@@ -91,9 +117,7 @@ Checkpointer::Checkpointer(const CheckpointSettings& settings, Backend& backend,
                            const RankInfo& rank, Manifest header)
     : settings_(settings), backend_(backend), slices_(std::move(slices)), rank_(rank) {
   for (std::size_t i = 0; i < slices_.size(); ++i) {
-    if (!rank_.replicated || static_cast<int>(slices_[i].param % static_cast<std::size_t>(rank_.world)) == rank_.rank) {
-      mine_.push_back(i);
-    }
+    if (rank_.writes(slices_[i])) mine_.push_back(i);
   }
   // Rank 0 decides what to resume from and names this job's temporaries; the others learn
   // both through the store, so that every rank loads the same checkpoint.
@@ -137,7 +161,7 @@ Checkpointer::Checkpointer(const CheckpointSettings& settings, Backend& backend,
     // The host buffer lives from save to save; touching it now keeps its page faults out of
     // the first save's blocked time.
     std::size_t total = 0;
-    for (auto i : mine_) total += static_cast<std::size_t>(slices_[i].ref.numel());
+    for (auto i : mine_) total += static_cast<std::size_t>(slices_[i].numel());
     writer_->begin_snapshot().data.assign_zeros(total);
   }
 }
@@ -145,20 +169,26 @@ Checkpointer::Checkpointer(const CheckpointSettings& settings, Backend& backend,
 void Checkpointer::load() {
   if (!resume_) return;
   const auto& m = resume_->manifest;
+  ShardFiles files(resume_->dir);
   std::vector<float> host;
   for (const auto& s : slices_) {
-    const TensorEntry* t = m.find(s.ref.tensor);
-    if (!t) {
-      throw CheckpointError(fmt::format("{} has no tensor '{}' (another model or optimizer?)", resume_->dir.string(),
-                                        s.ref.tensor));
+    host.resize(static_cast<std::size_t>(s.numel()));
+    std::size_t at = 0;
+    for (const auto& ref : s.refs) {
+      const TensorEntry* t = m.find(ref.tensor);
+      if (!t) {
+        throw CheckpointError(fmt::format("{} has no tensor '{}' (another model or optimizer?)", resume_->dir.string(),
+                                          ref.tensor));
+      }
+      // A shard's whole shape may be a view of the one recorded ([3, C, C] of [3C, C]).
+      if (!same_layout(t->shape, ref.shape)) {
+        throw CheckpointError(fmt::format("{}: tensor '{}' has shape {} in the checkpoint but {} in the model",
+                                          resume_->dir.string(), ref.tensor, shape_string(t->shape),
+                                          shape_string(ref.shape)));
+      }
+      read_region(files, m, ref.tensor, Region{ref.begin, ref.end, ref.stride, ref.count}, host.data() + at);
+      at += static_cast<std::size_t>(ref.numel());
     }
-    if (t->shape != s.ref.shape) {
-      throw CheckpointError(fmt::format("{}: tensor '{}' has shape {} in the checkpoint but {} in the model",
-                                        resume_->dir.string(), s.ref.tensor, shape_string(t->shape),
-                                        shape_string(s.ref.shape)));
-    }
-    host.resize(static_cast<std::size_t>(s.ref.numel()));
-    read_range(resume_->dir, m, s.ref.tensor, s.ref.begin, s.ref.end, host.data());
     backend_.copy_from_host(s.tensor, host.data());
   }
 }
@@ -169,14 +199,14 @@ double Checkpointer::save(std::int64_t steps_done) {
   std::size_t total = 0;
   snap.slices.clear();
   for (auto i : mine_) {
-    snap.slices.push_back(slices_[i].ref);
-    total += static_cast<std::size_t>(slices_[i].ref.numel());
+    for (const auto& ref : slices_[i].refs) snap.slices.push_back(ref);
+    total += static_cast<std::size_t>(slices_[i].numel());
   }
   snap.data.resize(total);  // the buffer is kept from save to save
   std::size_t at = 0;
   for (auto i : mine_) {
     backend_.copy_to_host(snap.data.data() + at, slices_[i].tensor);
-    at += static_cast<std::size_t>(slices_[i].ref.numel());
+    at += static_cast<std::size_t>(slices_[i].numel());
   }
   backend_.synchronize();
   writer_->submit(steps_done);

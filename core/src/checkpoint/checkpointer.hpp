@@ -1,10 +1,12 @@
 // Checkpointer: the engine's side of checkpoints. It maps this rank's optimizer targets
-// (`param` or `param[a:b]`: exactly what the rank owns under its layout) and their optimizer
-// state onto global tensors, so a checkpoint saved under one layout and degree loads under
-// any other. Saving snapshots those slices to host memory and hands them to the
-// CheckpointWriter; loading reads exactly those slices back. After load() the caller lets
-// the layout make the rest consistent (Layout::after_optimizer_step: zero1/zero2 all-gather;
-// under replicate and fsdp the targets are already the whole truth).
+// (`param` or `param[a:b]`: exactly what the rank owns under its layout, of its tensor-
+// parallel shard of the parameter under tp) and their optimizer state onto whole tensors
+// (slice_map.hpp), so a checkpoint saved under one layout, dp, tp and pp degree loads under
+// any other. Saving snapshots the slices this rank is the writer of to host memory and hands
+// them to the CheckpointWriter; loading reads every slice the rank holds back, from
+// whichever shard files hold it. After load() the caller lets the layout make the rest
+// consistent (Layout::after_optimizer_step: zero1/zero2 all-gather; under replicate and
+// fsdp the targets are already the whole truth).
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -33,11 +35,14 @@ struct CheckpointSettings {
   static CheckpointSettings from_recipe(const ConfigNode& recipe);
 };
 
-// One slice of a global tensor held by this rank, and the device tensor that holds it.
+// One slice held by this rank: the device tensor, and where its elements lie in the whole
+// tensor (one region, or up to three for a tensor-parallel shard), in the tensor's order.
 struct BoundSlice {
-  SliceRef ref;
+  std::vector<SliceRef> refs;
   Tensor tensor;
   std::size_t param = 0;
+  bool tp_whole = true;  // the parameter is not split by tensor parallel: every tp rank holds it
+  std::int64_t numel() const;
 };
 
 // Parameter values ("params/<name>") and optimizer state ("optimizer/<kind>/<name>") of
@@ -45,10 +50,20 @@ struct BoundSlice {
 std::vector<BoundSlice> bind_state(const ParameterStore& params, const std::vector<OptimizerTarget>& targets,
                                    const Optimizer& optimizer);
 
+// This rank in the job, and which of its slices it writes: every element of every tensor
+// is written by exactly one rank of the job.
 struct RankInfo {
-  int rank = 0, world = 1;
+  int rank = 0, world = 1;  // in the whole job: rank-<rank>.bin, rank 0 commits
   Store* store = nullptr;
-  bool replicated = false;  // every rank's targets cover everything: split the writing by parameter
+  // The dp group's targets each cover everything (replicate): split the writing by
+  // parameter over the group's ranks.
+  bool replicated = false;
+  int dp_rank = 0, dp_size = 1;
+  int tp_rank = 0, tp_size = 1;  // a parameter every tp rank holds whole is written by tp rank 0
+  // Parameters [0, foreign) are another pipeline stage's to write: the last stage's copy of
+  // a tied embedding, which the first stage writes and both load.
+  std::size_t foreign = 0;
+  bool writes(const BoundSlice& s) const;
 };
 
 class Checkpointer {

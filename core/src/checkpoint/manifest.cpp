@@ -55,6 +55,7 @@ std::string to_json(const Manifest& m) {
   std::string s = "{\n";
   s += fmt::format("  \"format\": {},\n  \"step\": {},\n  \"seed\": {},\n  \"world\": {},\n  \"layout\": {},\n",
                    quote(m.format), m.step, m.seed, m.world, quote(m.layout));
+  s += fmt::format("  \"mesh\": {{\"dp\": {}, \"tp\": {}, \"pp\": {}}},\n", m.dp, m.tp, m.pp);
   // Where the data stream, dropout and schedule stand: each is a pure function of (seed, step).
   s += fmt::format("  \"sampler\": {{\"seed\": {}, \"step\": {}}},\n", m.seed, m.step);
   s += fmt::format("  \"rng\": {{\"kind\": \"counter\", \"seed\": {}, \"step\": {}}},\n", m.seed, m.step);
@@ -73,8 +74,9 @@ std::string to_json(const Manifest& m) {
                      quote(t.name), dtype_name(t.dtype), shape);
     for (std::size_t c = 0; c < t.chunks.size(); ++c) {
       const auto& k = t.chunks[c];
-      s += fmt::format("{}\n      {{\"file\": {}, \"offset\": {}, \"begin\": {}, \"end\": {}, \"xxh64\": \"{}\"}}",
-                       c ? "," : "", quote(k.file), k.offset, k.begin, k.end, hex64(k.xxh64));
+      const std::string runs = k.count > 1 ? fmt::format(", \"stride\": {}, \"count\": {}", k.stride, k.count) : "";
+      s += fmt::format("{}\n      {{\"file\": {}, \"offset\": {}, \"begin\": {}, \"end\": {}{}, \"xxh64\": \"{}\"}}",
+                       c ? "," : "", quote(k.file), k.offset, k.begin, k.end, runs, hex64(k.xxh64));
     }
     s += "]}";
   }
@@ -93,11 +95,19 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
   Manifest m;
   try {
     m.format = field(root, "format", what).as<std::string>();
-    if (m.format != kFormat) throw ManifestError(what + ": format '" + m.format + "', expected '" + kFormat + "'");
+    if (m.format != kFormat && m.format != kFormatV1) {
+      throw ManifestError(what + ": format '" + m.format + "', expected '" + kFormat + "'");
+    }
     m.step = field(root, "step", what).as<std::int64_t>();
     m.seed = field(root, "seed", what).as<std::uint64_t>();
     m.world = field(root, "world", what).as<int>();
     m.layout = field(root, "layout", what).as<std::string>();
+    m.dp = m.world;  // format 1: data parallel only
+    if (const YAML::Node mesh = root["mesh"]) {
+      m.dp = field(mesh, "dp", what).as<int>();
+      m.tp = field(mesh, "tp", what).as<int>();
+      m.pp = field(mesh, "pp", what).as<int>();
+    }
     m.recipe = field(root, "recipe", what).as<std::string>();
     for (const auto& f : field(root, "shards", what)) {
       m.shards.push_back({field(f, "file", what).as<std::string>(), field(f, "bytes", what).as<std::uint64_t>()});
@@ -113,6 +123,10 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
         k.offset = field(c, "offset", what).as<std::uint64_t>();
         k.begin = field(c, "begin", what).as<std::int64_t>();
         k.end = field(c, "end", what).as<std::int64_t>();
+        if (c["count"]) {
+          k.count = c["count"].as<std::int64_t>();
+          k.stride = field(c, "stride", what).as<std::int64_t>();
+        }
         const auto h = parse_hex64(field(c, "xxh64", what).as<std::string>());
         if (!h) throw ManifestError(what + ": tensor " + e.name + ": a chunk's xxh64 is not 16 hex digits");
         k.xxh64 = *h;
@@ -125,13 +139,23 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
   }
   for (auto& t : m.tensors) {
     std::sort(t.chunks.begin(), t.chunks.end(), [](const Chunk& a, const Chunk& b) { return a.begin < b.begin; });
-    std::int64_t at = 0;
+    // Every run of every chunk, in element order: they must tile the tensor.
+    std::vector<std::pair<std::int64_t, std::int64_t>> runs;
     for (const auto& c : t.chunks) {
-      if (c.begin != at || c.end <= c.begin) {
+      if (c.end <= c.begin || c.count < 1 || (c.count > 1 && c.stride < c.end - c.begin)) {
+        throw ManifestError(fmt::format("{}: tensor {}: a chunk of runs [{}, {}) x {} (stride {}) is malformed", what,
+                                        t.name, c.begin, c.end, c.count, c.stride));
+      }
+      for (std::int64_t k = 0; k < c.count; ++k) runs.emplace_back(c.begin + k * c.stride, c.end + k * c.stride);
+    }
+    std::sort(runs.begin(), runs.end());
+    std::int64_t at = 0;
+    for (const auto& [begin, end] : runs) {
+      if (begin != at) {
         throw ManifestError(fmt::format("{}: tensor {}: chunks do not cover elements [{}, ...) exactly once", what,
                                         t.name, at));
       }
-      at = c.end;
+      at = end;
     }
     if (at != shape_numel(t.shape)) {
       throw ManifestError(fmt::format("{}: tensor {}: chunks cover {} of {} elements", what, t.name, at,

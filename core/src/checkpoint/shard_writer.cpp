@@ -52,7 +52,7 @@ ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapsh
     const float* p = snapshot.data.data() + at;
     const std::size_t bytes = static_cast<std::size_t>(s.numel()) * sizeof(float);
     write_all(fd, path, p, bytes);
-    r.chunks.push_back({s, Chunk{r.file.file, offset, s.begin, s.end, xxh64(p, bytes)}});
+    r.chunks.push_back({s, Chunk{r.file.file, offset, s.begin, s.end, xxh64(p, bytes), s.stride, s.count}});
     offset += bytes;
     at += static_cast<std::size_t>(s.numel());
     if (progress) progress(offset, total, path);
@@ -68,14 +68,14 @@ ShardResult write_shard(const std::filesystem::path& dir, int rank, const Snapsh
 }
 
 // Line 1: "<file> <bytes>"; then per chunk: tensor \t shape (comma-separated) \t begin \t end
-// \t offset \t xxh64. Tensor names hold no tabs or newlines.
+// \t stride \t count \t offset \t xxh64. Tensor names hold no tabs or newlines.
 std::string encode(const ShardResult& r) {
   std::string s = fmt::format("{} {}\n", r.file.file, r.file.bytes);
   for (const auto& c : r.chunks) {
     std::string shape;
     for (std::size_t d = 0; d < c.slice.shape.size(); ++d) shape += fmt::format("{}{}", d ? "," : "", c.slice.shape[d]);
-    s += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\n", c.slice.tensor, shape, c.slice.begin, c.slice.end, c.chunk.offset,
-                     hex64(c.chunk.xxh64));
+    s += fmt::format("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n", c.slice.tensor, shape, c.slice.begin, c.slice.end,
+                     c.slice.stride, c.slice.count, c.chunk.offset, hex64(c.chunk.xxh64));
   }
   return s;
 }
@@ -94,16 +94,18 @@ ShardResult decode_shard_result(const std::string& text) {
       f.push_back(line.substr(start, tab - start));
     }
     f.push_back(line.substr(start));
-    if (f.size() != 6) throw std::runtime_error("checkpoint: bad shard report line: " + line);
+    if (f.size() != 8) throw std::runtime_error("checkpoint: bad shard report line: " + line);
     WrittenChunk c;
     c.slice.tensor = f[0];
     std::istringstream dims(f[1]);
     for (std::string d; std::getline(dims, d, ',');) c.slice.shape.push_back(std::stoll(d));
     c.slice.begin = std::stoll(f[2]);
     c.slice.end = std::stoll(f[3]);
-    const auto h = parse_hex64(f[5]);
+    c.slice.stride = std::stoll(f[4]);
+    c.slice.count = std::stoll(f[5]);
+    const auto h = parse_hex64(f[7]);
     if (!h) throw std::runtime_error("checkpoint: bad checksum in shard report: " + line);
-    c.chunk = Chunk{r.file.file, std::stoull(f[4]), c.slice.begin, c.slice.end, *h};
+    c.chunk = Chunk{r.file.file, std::stoull(f[6]), c.slice.begin, c.slice.end, *h, c.slice.stride, c.slice.count};
     r.chunks.push_back(std::move(c));
   }
   return r;

@@ -13,12 +13,15 @@
 
 namespace trainer::checkpoint {
 
-// Elements [begin, end) of the global tensor `tensor` (of shape `shape`).
+// Elements [begin + k*stride, end + k*stride) for k < count of the global tensor `tensor`
+// (of shape `shape`), in that order: a range when count is 1, a tensor-parallel shard's
+// rows otherwise (slice_map.hpp).
 struct SliceRef {
   std::string tensor;
   Shape shape;
   std::int64_t begin = 0, end = 0;
-  std::int64_t numel() const { return end - begin; }
+  std::int64_t stride = 0, count = 1;
+  std::int64_t numel() const { return (end - begin) * count; }
 };
 
 // What a rank saves at one step: its slices, and their values one after another in `data`.

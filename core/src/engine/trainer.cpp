@@ -157,7 +157,10 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets, boo
   const double coverage = sum_over_ranks(static_cast<double>(owned) / static_cast<double>(params_->numel()));
   checkpoint::Manifest header;
   header.seed = seed_;
-  header.world = dp_size_;
+  header.world = mesh_.world();
+  header.dp = dp_size_;
+  header.tp = mesh_.size(Axis::tp);
+  header.pp = mesh_.size(Axis::pp);
   header.layout = recipe_.at("layout").get_string("plugin");
   header.recipe = recipe::print_recipe(recipe_);
   auto settings = checkpoint::CheckpointSettings::from_recipe(recipe_);
@@ -165,17 +168,18 @@ void Trainer::setup_checkpoints(const std::vector<OptimizerTarget>& targets, boo
   for (const auto& f : faults_) {
     if (f.kind == Fault::Kind::kill_during_save && f.rank == rank_ && !f.consumed) settings.kill_during_save = f.step;
   }
-  checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
-      settings, *components_.backend,
-      checkpoint::bind_state(*params_, targets, *components_.optimizer),
-      checkpoint::RankInfo{dp_rank_, dp_size_, options_.rank.store, dp_size_ > 1 && coverage > 1.5}, std::move(header));
-  if (const auto& from = checkpointer_->resume_point(); from && mesh_.size(Axis::tp) > 1) {
-    // A checkpoint holds whole tensors by name; a tp rank's parameters are slices of them.
-    throw ConfigError(recipe_.at("parallel").at("tp").origin(),
-                      fmt::format("cannot resume from {} under parallel.tp {}: tensor-parallel shards are not "
-                                  "resharded from checkpoints yet; set checkpoint.resume: never, or parallel.tp: 1",
-                                  from->dir.string(), mesh_.size(Axis::tp)));
+  // Each element is written once in the job: by one rank of a replicating dp group, by tp
+  // rank 0 where every tp rank holds a parameter whole, and the tied embedding by the first
+  // pipeline stage (the last stage's copy is loaded, not written).
+  checkpoint::RankInfo who{rank_, mesh_.world(), options_.rank.store, dp_size_ > 1 && coverage > 1.5,
+                           dp_rank_, dp_size_, coords_.tp, mesh_.size(Axis::tp)};
+  if (scheduler_ && pp_tied_ && pp_schedule_.rank_of(pp_schedule_.chunks() - 1) == coords_.pp &&
+      pp_schedule_.rank_of(0) != coords_.pp) {
+    who.foreign = pipeline::embedding_parameter_count(params_->specs());
   }
+  checkpointer_ = std::make_unique<checkpoint::Checkpointer>(
+      settings, *components_.backend, checkpoint::bind_state(*params_, targets, *components_.optimizer), who,
+      std::move(header));
   if (const auto& from = checkpointer_->resume_point()) {
     // The targets hold what this rank owns (all of it under replicate, the shard under
     // zero1/zero2/fsdp); the layout then makes the rest agree, as after an update:

@@ -83,7 +83,7 @@ TrainSummary Trainer::run() {
       for (;;) std::this_thread::sleep_for(std::chrono::hours(1));  // until the job stops it
     }
     if (const Fault* f = fault_at(Fault::Kind::corrupt, step_ + 1, rank_)) {
-      corrupt_newest_checkpoint(*checkpointer_, dp_rank_, f->step);  // before a kill of the same step
+      corrupt_newest_checkpoint(*checkpointer_, rank_, f->step);  // before a kill of the same step
     }
     if (const Fault* f = fault_at(Fault::Kind::kill, step_ + 1, rank_)) {
       fmt::print(stderr, "fault: rank {} kills itself at the start of step {}\n", f->rank, f->step);

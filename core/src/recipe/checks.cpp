@@ -90,12 +90,6 @@ void check_pipeline(ConfigNode& recipe, std::int64_t pp, std::vector<Diagnostic>
   refuse({"precision"}, "bf16", "precision bf16", "use precision: f32, or parallel.pp: 1");
   refuse({"output", "final_parameters"}, "true", "output.final_parameters",
          "set output.final_parameters: false (the summary's final_param_l2/sum cover every stage)");
-  const auto every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
-  if (every && *every > 0) {
-    out.push_back({find(recipe, {"checkpoint", "every"})->origin(),
-                   fmt::format("parallel.pp {}: checkpoints are not available with pipeline parallel yet", pp),
-                   "set checkpoint.every: 0, or parallel.pp: 1"});
-  }
 }
 
 // The mesh: dp × tp × pp must equal the world (launch.nproc × launch.nnodes); `dp: auto`
@@ -177,13 +171,6 @@ void check_tensor_parallel(ConfigNode& recipe, std::vector<Diagnostic>& out) {
       }
     } catch (const ConfigError&) {
     }
-  }
-  const auto every = accepted<std::int64_t>(recipe, {"checkpoint", "every"});
-  if (every && *every > 0) {
-    out.push_back({find(recipe, {"checkpoint", "every"})->origin(),
-                   fmt::format("checkpoint.every {} with parallel.tp {}: checkpoints of tensor-parallel shards are "
-                               "not available yet", *every, *tp),
-                   "set checkpoint.every to 0, or parallel.tp to 1"});
   }
   const ConfigNode* precision = find(recipe, {"precision"});
   if (precision && precision->is_scalar() && precision->text() == "bf16") {
