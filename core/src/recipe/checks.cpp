@@ -87,7 +87,6 @@ void check_pipeline(ConfigNode& recipe, std::int64_t pp, std::vector<Diagnostic>
                      fix});
     }
   };
-  refuse({"precision"}, "bf16", "precision bf16", "use precision: f32, or parallel.pp: 1");
   refuse({"output", "final_parameters"}, "true", "output.final_parameters",
          "set output.final_parameters: false (the summary's final_param_l2/sum cover every stage)");
 }
@@ -136,7 +135,6 @@ std::optional<std::int64_t> resolve_mesh(ConfigNode& recipe, std::vector<Diagnos
 void check_tensor_parallel(ConfigNode& recipe, std::vector<Diagnostic>& out) {
   const auto tp = accepted<std::int64_t>(recipe, {"parallel", "tp"});
   if (!tp || *tp <= 1) return;
-  const ConfigNode* tp_node = find(recipe, {"parallel", "tp"});
   const auto model_int = [&](const char* key) -> std::pair<const ConfigNode*, std::optional<std::int64_t>> {
     const ConfigNode* node = find(recipe, {"model", key});
     if (!node || !node->is_scalar()) return {nullptr, std::nullopt};
@@ -171,12 +169,6 @@ void check_tensor_parallel(ConfigNode& recipe, std::vector<Diagnostic>& out) {
       }
     } catch (const ConfigError&) {
     }
-  }
-  const ConfigNode* precision = find(recipe, {"precision"});
-  if (precision && precision->is_scalar() && precision->text() == "bf16") {
-    out.push_back({tp_node->origin(),
-                   fmt::format("parallel.tp {} with precision bf16: the vocabulary-parallel loss is f32 only", *tp),
-                   "use precision: f32 with tensor parallel"});
   }
 }
 
