@@ -91,7 +91,7 @@ class NcclBackend final : public trainer::CommBackend {
     auto group = std::make_shared<trainer::nccl_plugin::Group>(spec.name, rank, size, device, compute, comm, timeout);
     auto word = backend_.allocate({1}, trainer::DType::i32);
     backend_.fill_zero(word);
-    auto communicator = std::make_unique<trainer::nccl_plugin::NcclCommunicator>(std::move(group), std::move(word));
+    auto communicator = std::make_unique<trainer::nccl_plugin::NcclCommunicator>(std::move(group), word);
     if (spec.point_to_point && size > 1) {
       // One two-rank communicator per direction between neighbours, each on its own stream:
       // a send then waits only for its own receive, never behind a send the other way (NCCL's
@@ -110,9 +110,9 @@ class NcclBackend final : public trainer::CommBackend {
           const int lane_rank = from == rank ? 0 : 1;
           const ncclComm_t c = join(store, prefix + "lane/" + std::to_string(from) + "-" + std::to_string(to), 2,
                                     lane_rank, timeout, fail);
-          communicator->add_lane(from == rank ? to : from, from == rank,
-                                 std::make_shared<trainer::nccl_plugin::Group>(lane, lane_rank, 2, device, compute, c,
-                                                                               timeout));
+          auto channel = std::make_shared<trainer::nccl_plugin::Group>(lane, lane_rank, 2, device, compute, c, timeout);
+          warm_up(*channel, word);
+          communicator->add_lane(from == rank ? to : from, from == rank, std::move(channel));
         }
       }
     }
@@ -120,6 +120,17 @@ class NcclBackend final : public trainer::CommBackend {
   }
 
  private:
+  // NCCL connects a pair of ranks at their first send/recv, and the sender's call waits for
+  // the receiver's to do so: one word each way now, while both ends are here, so that later
+  // first sends do not wait for the peer's receive.
+  static void warm_up(trainer::nccl_plugin::Group& lane, const trainer::Tensor& word) {
+    const bool sender = lane.rank == 0;
+    auto op = lane.issue(lane.prefix() + "connect", {word}, [word, sender](ncclComm_t c, cudaStream_t s) {
+      return sender ? ncclSend(word.data(), 1, ncclInt32, 1, c, s) : ncclRecv(word.data(), 1, ncclInt32, 0, c, s);
+    });
+    lane.wait(*op);
+  }
+
   // Rank 0 of the communicator makes the NCCL id and publishes it under `key`; every member
   // joins a non-blocking communicator, polled, so a missing member is a timeout, not a hang.
   template <class Fail>
