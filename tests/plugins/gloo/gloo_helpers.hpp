@@ -1,5 +1,5 @@
-// Test support for the gloo comm plugin: in-memory and folder-backed trainer::Store
-// implementations, host tensors, and ranks run as threads of this process.
+// Test support for the gloo comm plugin: a folder-backed trainer::Store, host tensors, and
+// (from support/rank_threads.hpp) ranks run as threads of this process on an in-memory store.
 #pragma once
 #include <chrono>
 #include <condition_variable>
@@ -16,41 +16,16 @@
 #include <vector>
 
 #include "support/plugins.hpp"
+#include "support/rank_threads.hpp"
 #include "trainer/comm.hpp"
 #include "trainer/store.hpp"
 #include "trainer/tensor.hpp"
 
-// Catch2 v2 assertions (and INFO) are not thread-safe, so rank threads check with this: it
-// throws, and run_ranks rethrows the first failure on the test's own thread.
-#define RANK_REQUIRE(cond, ...)                                  \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      std::ostringstream rank_require_os;                        \
-      rank_require_os << __FILE__ << ":" << __LINE__ << ": " #cond; \
-      __VA_OPT__(rank_require_os << " -- " << __VA_ARGS__;)      \
-      throw std::runtime_error(rank_require_os.str());           \
-    }                                                            \
-  } while (0)
-
 namespace gloo_test {
 
 using namespace std::chrono_literals;
-
-// Thread-safe store shared by the rank threads of one test.
-class MemoryStore final : public trainer::Store {
- public:
-  void set(const std::string& key, const std::vector<std::uint8_t>& value) override;
-  std::vector<std::uint8_t> get(const std::string& key, std::chrono::milliseconds timeout) override;
-  std::int64_t add(const std::string& key, std::int64_t delta) override;
-  void wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) override;
-  bool check(const std::vector<std::string>& keys) override;
-
- private:
-  bool has_all(const std::vector<std::string>& keys) const;  // caller holds m_
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::map<std::string, std::vector<std::uint8_t>> data_;
-};
+using trainer::test::MemoryStore;
+using trainer::test::run_ranks;
 
 // A store in a folder, one file per key, for ranks in separate processes (the job's TCP
 // store stands in for it in real runs). Writes go through a rename so readers never see a
@@ -88,10 +63,6 @@ Backend make_backend(const std::map<std::string, std::string>& overrides = {});
 
 trainer::GroupSpec group(const std::string& name, std::vector<int> ranks, int global_rank,
                          std::chrono::milliseconds timeout = 20s);
-
-// Runs fn(rank) for rank in [0, world) on one thread each and rethrows the first exception
-// (after every thread has finished, so a failing rank cannot leave peers dangling).
-void run_ranks(int world, const std::function<void(int)>& fn);
 
 trainer::Tensor host_tensor(trainer::DType dtype, std::int64_t numel);
 

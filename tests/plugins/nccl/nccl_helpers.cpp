@@ -9,53 +9,6 @@
 
 namespace nccl_test {
 
-bool MemoryStore::has_all(const std::vector<std::string>& keys) const {
-  for (const auto& k : keys) {
-    if (!data_.count(k)) return false;
-  }
-  return true;
-}
-
-void MemoryStore::set(const std::string& key, const std::vector<std::uint8_t>& value) {
-  {
-    std::lock_guard lock(m_);
-    data_[key] = value;
-  }
-  cv_.notify_all();
-}
-
-std::vector<std::uint8_t> MemoryStore::get(const std::string& key, std::chrono::milliseconds timeout) {
-  wait({key}, timeout);
-  std::lock_guard lock(m_);
-  return data_.at(key);
-}
-
-std::int64_t MemoryStore::add(const std::string& key, std::int64_t delta) {
-  std::int64_t value = 0;
-  {
-    std::lock_guard lock(m_);
-    auto& bytes = data_[key];
-    if (!bytes.empty()) value = std::stoll(std::string(bytes.begin(), bytes.end()));
-    value += delta;
-    const auto text = std::to_string(value);
-    bytes.assign(text.begin(), text.end());
-  }
-  cv_.notify_all();
-  return value;
-}
-
-void MemoryStore::wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(m_);
-  if (!cv_.wait_for(lock, timeout, [&] { return has_all(keys); })) {
-    throw trainer::StoreError("memory store: timed out waiting for " + keys.front());
-  }
-}
-
-bool MemoryStore::check(const std::vector<std::string>& keys) {
-  std::lock_guard lock(m_);
-  return has_all(keys);
-}
-
 std::vector<Rank> make_ranks(int world, const std::map<std::string, std::string>& comm_overrides) {
   std::vector<Rank> ranks;
   for (int r = 0; r < world; ++r) {
@@ -87,24 +40,6 @@ trainer::GroupSpec group(const std::string& name, int world, int global_rank, st
   spec.global_rank = global_rank;
   spec.timeout = timeout;
   return spec;
-}
-
-void run_ranks(int world, const std::function<void(int)>& fn) {
-  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(world));
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      try {
-        fn(r);
-      } catch (...) {
-        errors[static_cast<std::size_t>(r)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
 }
 
 trainer::Tensor to_device(trainer::Backend& be, trainer::DType dtype, const void* data, std::int64_t numel) {

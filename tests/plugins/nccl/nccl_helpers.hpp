@@ -15,39 +15,16 @@
 #include <vector>
 
 #include "support/plugins.hpp"
+#include "support/rank_threads.hpp"
 #include "trainer/backend.hpp"
 #include "trainer/comm.hpp"
 #include "trainer/store.hpp"
 
-// Catch2 v2 assertions are not thread-safe: rank threads throw, run_ranks rethrows.
-#define RANK_REQUIRE(cond, ...)                                     \
-  do {                                                              \
-    if (!(cond)) {                                                  \
-      std::ostringstream rank_require_os;                           \
-      rank_require_os << __FILE__ << ":" << __LINE__ << ": " #cond; \
-      __VA_OPT__(rank_require_os << " -- " << __VA_ARGS__;)         \
-      throw std::runtime_error(rank_require_os.str());              \
-    }                                                               \
-  } while (0)
-
 namespace nccl_test {
 
 using namespace std::chrono_literals;
-
-class MemoryStore final : public trainer::Store {
- public:
-  void set(const std::string& key, const std::vector<std::uint8_t>& value) override;
-  std::vector<std::uint8_t> get(const std::string& key, std::chrono::milliseconds timeout) override;
-  std::int64_t add(const std::string& key, std::int64_t delta) override;
-  void wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) override;
-  bool check(const std::vector<std::string>& keys) override;
-
- private:
-  bool has_all(const std::vector<std::string>& keys) const;
-  std::mutex m_;
-  std::condition_variable cv_;
-  std::map<std::string, std::vector<std::uint8_t>> data_;
-};
+using trainer::test::MemoryStore;
+using trainer::test::run_ranks;
 
 // One rank's plugins: a cuda backend on device `rank` and an nccl comm plugin over it.
 struct Rank {
@@ -62,7 +39,6 @@ std::vector<Rank> make_ranks(int world, const std::map<std::string, std::string>
 trainer::GroupSpec group(const std::string& name, int world, int global_rank,
                          std::chrono::milliseconds timeout = 60s);
 
-void run_ranks(int world, const std::function<void(int)>& fn);
 
 trainer::Tensor to_device(trainer::Backend& be, trainer::DType dtype, const void* data, std::int64_t numel);
 
