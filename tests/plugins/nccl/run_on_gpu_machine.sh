@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with two GPUs (CUDA, NCCL, yaml-cpp, fmt and Boost headers; no Catch2 or
 # OpenBLAS): builds the trainer, its plugins and the nccl tests, runs the nccl plugin tests,
-# the dp=2 against dp=1 sweep (tests/plugins/nccl/data_parallel_gpu_test.sh) and, with
+# the dp=2 against dp=1 sweep (tests/plugins/nccl/data_parallel_gpu_test.sh), the tp=2 / pp=2
+# against one GPU sweep (model_parallel_gpu_test.sh) and, with
 # BENCH=1, the GPT-2 124M dp=2 benchmark (configs/bench/gpt2-124m-dp2.sh). Needs, in
 # ${DEB_DIR:-.deb} (git-ignored), Debian's catch2, libopenblas0-pthread,
 # libopenblas-pthread-dev and libgfortran5 packages, like tests/plugins/cuda/run_on_gpu_machine.sh.
@@ -41,6 +42,8 @@ done
 grep -E "FAILED|passed|failed|s: " "$OUT/nccl-tests.txt" | tail -30
 timeout 300 bash tests/plugins/nccl/data_parallel_gpu_test.sh "$PWD" "$BUILD" > "$OUT/dp-sweep.txt" 2>&1 || status=1
 tail -15 "$OUT/dp-sweep.txt"
+timeout 300 bash tests/plugins/nccl/model_parallel_gpu_test.sh "$PWD" "$BUILD" > "$OUT/mp-sweep.txt" 2>&1 || status=1
+tail -15 "$OUT/mp-sweep.txt"
 if [ "${BENCH:-0}" = 1 ]; then
   TRAINER="$BUILD/bin/trainer" timeout 400 bash configs/bench/gpt2-124m-dp2.sh > "$OUT/bench.txt" 2>&1 || status=1
   tail -30 "$OUT/bench.txt"
