@@ -4,8 +4,9 @@
 # single-process uninterrupted run's losses within 1e-5 relative. Pairs cover a tp change,
 # a pp change, both at once, dp layouts under tp and pp, and the tied embedding held by the
 # first and last stage (written once, loaded by both). Also what `checkpoint inspect` shows
-# of a tp x pp checkpoint, that `trainer validate` no longer refuses checkpoints there, and
-# that `trainer sample` reads a tp x pp checkpoint.
+# of a tp x pp checkpoint, that `trainer validate` no longer refuses checkpoints there, that
+# a rollback under tp x pp reloads the checkpoint in process, and that `trainer sample` reads
+# a tp x pp checkpoint.
 set -uo pipefail
 src=$1
 build=$2
@@ -85,6 +86,15 @@ resumed dp2tp2pp2-zero1 pp2-interleaved  # 8 processes to pp 2 (interleaved)
 resumed dp2tp2-zero2 dp2pp2-replicate    # dp layouts under tp to dp layouts under pp
 resumed dp2pp2-replicate tp2pp2-1f1b-fsdp  # replicated stages to fsdp shards of tp x pp
 resumed dp4-fsdp tp2pp2-1f1b-fsdp   # a dp-only checkpoint to tp x pp
+
+# --- a rollback under tp x pp reloads in process --------------------------------------------
+"$trainer" run "${base[@]}" --nproc 4 parallel.tp=2 parallel.pp=2 'faults=[{step: 6, kind: nan, rank: 3}]' \
+  health.on_nonfinite=rollback output.dir="$work/rollback" > /dev/null 2>&1
+check "a NaN at step 6 under tp 2 x pp 2 rolls back to step 4" \
+  grep -q '"event":"rollback","from":6,"to":4' rollback/metrics.jsonl
+losses rollback/metrics.jsonl > rollback.txt
+check "the replayed steps 5-8 equal the uninterrupted single process within 1e-5" \
+  close_losses ref.txt rollback.txt 5 8 1e-5
 
 # --- what the tp x pp checkpoint holds ------------------------------------------------------
 ck=save-tp2pp2-1f1b-fsdp/checkpoints/step-000004
