@@ -241,6 +241,18 @@ TEST_CASE("strided chunks survive the manifest round trip and must tile their te
   CHECK(back.tensors[0].chunks[1].count == 4);
   CHECK(back.tensors[0].chunks[1].stride == 4);
   CHECK(back.tensors[0].chunks[1].numel() == 8);
+  // A format-1 manifest (before tp and pp: no mesh, contiguous chunks) still reads, as dp only.
+  Manifest v1 = m;
+  v1.tensors[0].chunks = {{"rank-00000.bin", 0, 0, 16, 1}};
+  std::string text = to_json(v1);
+  text.replace(text.find(kFormat), std::string(kFormat).size(), kFormatV1);
+  text.erase(text.find("  \"mesh\""), text.find('\n', text.find("  \"mesh\"")) + 1 - text.find("  \"mesh\""));
+  REQUIRE(text.find("mesh") == std::string::npos);
+  const Manifest old = parse_manifest(text, "v1.json");
+  CHECK(old.format == kFormatV1);
+  CHECK(old.dp == 2);
+  CHECK(old.tp == 1);
+  CHECK(old.pp == 1);
   m.tensors[0].chunks[1].count = 3;  // the last row's columns 2-3 are missing
   CHECK_THROWS_WITH(parse_manifest(to_json(m), "x.json"), Catch::Contains("params/proj") && Catch::Contains("cover"));
   m.tensors[0].chunks[1] = {"rank-00001.bin", 0, 2, 4, 2, 1, 4};  // runs overlapping each other
