@@ -10,6 +10,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using Kind = PipelineAction::Kind;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_between(Clock::time_point t0, Clock::time_point t1) { return std::chrono::duration<double>(t1 - t0).count(); }
 
 }  // namespace
 
@@ -38,6 +39,12 @@ PipelineExecutor::PipelineExecutor(Backend& backend, Model& model, const Recompu
         incoming_[r].push_back({a.kind == Kind::send_activation, a.micro, a.chunk});
       }
     }
+  }
+  const auto& mine = schedule_.ranks[static_cast<std::size_t>(rank_)];
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    const auto& a = mine[i];
+    if (a.kind == Kind::recv_activation) recv_action_[{true, a.micro, a.chunk - 1}] = i;
+    if (a.kind == Kind::recv_gradient) recv_action_[{false, a.micro, a.chunk + 1}] = i;
   }
 }
 
@@ -95,9 +102,12 @@ Tensor PipelineExecutor::receive(const Message& wanted, int peer) {
     auto work = pp_.recv(t, peer);
     const auto t0 = Clock::now();
     work->wait();
-    times_.recv_wait_s += seconds_since(t0);
-    const double busy = work->busy_seconds();
-    if (busy >= 0 && (times_.min_transfer_s < 0 || busy < times_.min_transfer_s)) times_.min_transfer_s = busy;
+    const auto t1 = Clock::now();
+    times_.recv_wait_s += seconds_between(t0, t1);
+    if (const auto at = recv_action_.find(m); at != recv_action_.end()) {
+      times_.asked_s[at->second] = seconds_between(step_start_, t0);
+      times_.at_s[at->second] = seconds_between(step_start_, t1);
+    }
     arrived_.emplace(m, t);
   }
   auto it = arrived_.find(wanted);
@@ -107,6 +117,9 @@ Tensor PipelineExecutor::receive(const Message& wanted, int peer) {
 }
 
 void PipelineExecutor::send(const Tensor& t, int peer) {
+  // The message is on its way once handed over: on a busy machine the communication thread
+  // may send it while this thread is still returning from send().
+  times_.at_s[action_] = seconds_since(step_start_);
   sends_.emplace_back(pp_.send(t, peer), t);
 }
 
@@ -118,7 +131,7 @@ void PipelineExecutor::reap_sends(bool wait) {
   }
 }
 
-void PipelineExecutor::forward(int micro, int chunk) {
+double PipelineExecutor::forward(int micro, int chunk) {
   const auto t0 = Clock::now();
   const double waited_before = times_.recv_wait_s;
   auto& f = in_flight_[{micro, chunk}];
@@ -155,14 +168,12 @@ void PipelineExecutor::forward(int micro, int chunk) {
   }
   // Compute time: the action's time less what it spent waiting for its input.
   const double busy = seconds_since(t0) - (times_.recv_wait_s - waited_before);
-  const int local = local_chunk(chunk);
-  times_.forward_s[static_cast<std::size_t>(local)] += busy;
-  ++forward_count_[static_cast<std::size_t>(local)];
   times_.compute_s += busy;
   times_.peak_in_flight = std::max(times_.peak_in_flight, static_cast<int>(in_flight_.size()));
+  return busy;
 }
 
-void PipelineExecutor::backward(int micro, int chunk) {
+double PipelineExecutor::backward(int micro, int chunk) {
   const auto t0 = Clock::now();
   const double waited_before = times_.recv_wait_s;
   auto it = in_flight_.find({micro, chunk});
@@ -202,14 +213,12 @@ void PipelineExecutor::backward(int micro, int chunk) {
     workspace_.sub(f.dresid.bytes());
     saved_.add(f.dresid.bytes());
   }
-  Tensor grad = f.dresid;
+  // The input gradient waits for the list's send_gradient action.
+  if (chunk > 0) gradients_out_[{micro, chunk}] = f.dresid;
   in_flight_.erase(it);
   const double busy = seconds_since(t0) - (times_.recv_wait_s - waited_before);
-  const int local = local_chunk(chunk);
-  times_.backward_s[static_cast<std::size_t>(local)] += busy;
-  ++backward_count_[static_cast<std::size_t>(local)];
   times_.compute_s += busy;
-  if (chunk > 0) send(grad, schedule_.rank_of(chunk - 1));
+  return busy;
 }
 
 double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
@@ -217,20 +226,29 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
   dloss_ = dloss;
   loss_ = 0;
   micro_batches_ = schedule_.micro_batches;
+  const auto& actions = schedule_.ranks[static_cast<std::size_t>(rank_)];
   times_ = PipelineStepTimes{};
-  times_.forward_s.assign(static_cast<std::size_t>(schedule_.virtual_stages), 0.0);
-  times_.backward_s.assign(static_cast<std::size_t>(schedule_.virtual_stages), 0.0);
-  forward_count_.assign(static_cast<std::size_t>(schedule_.virtual_stages), 0);
-  backward_count_.assign(static_cast<std::size_t>(schedule_.virtual_stages), 0);
+  times_.took_s.assign(actions.size(), 0.0);
+  times_.computing_s.assign(actions.size(), 0.0);
+  times_.at_s.assign(actions.size(), -1.0);
+  times_.asked_s.assign(actions.size(), -1.0);
   for (auto& [peer, n] : next_incoming_) n = 0;
-  const auto t0 = Clock::now();
+  // Every stage starts the step's pipeline together: what the previous step left uneven
+  // (the optimizer, rank 0 writing the log) is not one stage waiting for another's schedule.
+  pp_.barrier();
+  step_start_ = Clock::now();
   // The embedding and head units stay present for the whole step (fsdp gathers them once).
   layout_.begin_micro_batch(true);
-  for (const auto& a : schedule_.ranks[static_cast<std::size_t>(rank_)]) {
+  times_.start_s = seconds_since(step_start_);
+  auto mark = Clock::now();
+  for (action_ = 0; action_ < actions.size(); ++action_) {
+    const auto& a = actions[action_];
+    const double waited_before = times_.recv_wait_s;
+    double computing = 0;
     reap_sends(false);
     switch (a.kind) {
-      case Kind::forward: forward(a.micro, a.chunk); break;
-      case Kind::backward: backward(a.micro, a.chunk); break;
+      case Kind::forward: computing = forward(a.micro, a.chunk); break;
+      case Kind::backward: computing = backward(a.micro, a.chunk); break;
       case Kind::send_activation: {
         // The chunk's output: the last entry of its inputs, sent and then no longer needed.
         auto& f = in_flight_.at({a.micro, a.chunk});
@@ -239,26 +257,35 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
         send(out, a.peer);
         break;
       }
+      case Kind::send_gradient: {
+        auto g = gradients_out_.find({a.micro, a.chunk});
+        if (g == gradients_out_.end()) throw std::logic_error("pipeline: gradient sent before its backward");
+        send(g->second, a.peer);
+        gradients_out_.erase(g);
+        break;
+      }
       // Receives happen inside forward/backward, when the data is needed; messages that
       // arrive earlier than needed are kept (receive()).
       case Kind::recv_activation:
-      case Kind::recv_gradient:
-      case Kind::send_gradient: break;
+      case Kind::recv_gradient: break;
     }
+    const auto now = Clock::now();
+    times_.took_s[action_] = seconds_between(mark, now) - (times_.recv_wait_s - waited_before);
+    times_.computing_s[action_] = computing;
+    mark = now;
   }
   reap_sends(true);
-  if (!arrived_.empty() || !in_flight_.empty()) throw std::logic_error("pipeline: step ended with data in flight");
+  if (!arrived_.empty() || !in_flight_.empty() || !gradients_out_.empty()) {
+    throw std::logic_error("pipeline: step ended with data in flight");
+  }
   micro_.clear();
-  if (exchange_embedding_) sum_tied_embedding_grads();
   // The step's pipeline ends when the slowest stage is done: what a rank waits for here is
   // bubble too (the first stage's last backward, the last stage's idle tail).
   pp_.barrier();
-  times_.span_s = seconds_since(t0);
+  times_.span_s = seconds_since(step_start_);
+  // Like the dp reduction below, the tied embedding's gradient sum follows the pipeline.
+  if (exchange_embedding_) sum_tied_embedding_grads();
   layout_.end_micro_batch(true, true);
-  for (std::size_t c = 0; c < times_.forward_s.size(); ++c) {
-    if (forward_count_[c] > 0) times_.forward_s[c] /= forward_count_[c];
-    if (backward_count_[c] > 0) times_.backward_s[c] /= backward_count_[c];
-  }
   return loss_;
 }
 

@@ -2,6 +2,7 @@
 // of its chunks for each micro-batch, activations and gradients sent to and received from
 // the neighbouring stages over the pp communicator — and measures what the rank did.
 #pragma once
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
@@ -28,12 +29,16 @@ struct PipelineStepTimes {
   double compute_s = 0;    // inside forward and backward actions
   double recv_wait_s = 0;  // blocked in receives
   int peak_in_flight = 0;  // (micro-batch, chunk) forwards held for their backward
-  // The shortest receive on the communication thread: a message that was already sent when
-  // its receive started, so about one transfer's time (-1: no receive this step).
-  double min_transfer_s = -1;
+  double start_s = 0;       // from the start barrier to the first action (the layout's step prologue)
   double bubble() const { return span_s > 0 ? (span_s - compute_s) / span_s : 0.0; }
-  // Mean seconds of one forward / backward of each of this rank's chunks (index: local chunk).
-  std::vector<double> forward_s, backward_s;
+  // Per action of this rank's list, in its order, what replaying the schedule with this
+  // step's real costs needs (pipeline::replay). took: the action's own seconds, from the end
+  // of the action before (the loop's bookkeeping included) less the time blocked in receives;
+  // computing: the part of it inside forward/backward; at: when a send started or a
+  // receive's message was in hand, and asked: when a receive started waiting, both in seconds
+  // since the start barrier (-1 where it does not apply). Every rank's step starts at the same
+  // barrier, so the times of a send on one rank and of its receive on the other compare.
+  std::vector<double> took_s, computing_s, at_s, asked_s;
 };
 
 class PipelineExecutor {
@@ -94,10 +99,10 @@ class PipelineExecutor {
   Tensor receive(const Message& m, int peer);
   void send(const Tensor& t, int peer);
   void reap_sends(bool wait);
-  void forward(int micro, int chunk);
-  void backward(int micro, int chunk);
+  // Each returns the seconds it computed (its time less what it waited for its input).
+  double forward(int micro, int chunk);
+  double backward(int micro, int chunk);
   void sum_tied_embedding_grads();
-  int local_chunk(int chunk) const { return chunk / schedule_.stages; }
 
   Backend& backend_;
   Model& model_;
@@ -123,13 +128,16 @@ class PipelineExecutor {
   std::map<int, std::vector<Message>> incoming_;
   std::map<int, std::size_t> next_incoming_;
   std::map<Message, Tensor> arrived_;
+  std::map<Message, std::size_t> recv_action_;  // a message to this rank -> its receive's index in the list
+  std::map<std::pair<int, int>, Tensor> gradients_out_;  // (micro, chunk) -> input gradient awaiting its send
+  std::chrono::steady_clock::time_point step_start_;
+  std::size_t action_ = 0;  // index of the action running
   std::deque<std::pair<std::unique_ptr<CommWork>, Tensor>> sends_;
   const MicroBatchSource* source_ = nullptr;
   float dloss_ = 0;
   double loss_ = 0;
   int micro_batches_ = 0;
   PipelineStepTimes times_;
-  std::vector<int> forward_count_, backward_count_;
 };
 
 }  // namespace trainer

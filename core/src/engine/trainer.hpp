@@ -142,10 +142,10 @@ class Trainer {
   // Every rank reloads the newest intact checkpoint and continues from its step.
   void roll_back(RunLog& log);
   // Pipeline parallel (trainer_pipeline.cpp), when parallel.pp > 1.
-  struct PipelineFigures {  // one stage's measurements, summed over steps after the first
-    int steps = 0;
-    double bubble = 0;
-    std::vector<double> forward_s, backward_s;  // per local chunk
+  struct PipelineFigures {  // one stage's figures, one entry per step after the first
+    std::vector<double> bubble;     // measured
+    std::vector<double> predicted;  // the schedule replayed with the step's measured costs
+    std::vector<double> compute_only;  // the same with messages free: what the message costs add
     int peak_in_flight = 0;
   };
   // This rank's parameters: all of them without a pipeline; else its stage's (and the
@@ -171,8 +171,7 @@ class Trainer {
   pipeline::StagePlan pp_plan_;
   bool pp_tied_ = false;
   std::vector<PipelineFigures> pp_measured_;  // per stage of this replica
-  double pp_transfer_s_ = 0;  // summed over steps after the first: one transfer's time
-  int pp_transfer_steps_ = 0;
+  std::vector<double> pp_transfer_s_, pp_receive_s_;  // per step after the first: message costs
   std::optional<data::TokenShard> train_shard_, val_shard_;
   std::unique_ptr<data::BatchSampler> sampler_;
   std::unique_ptr<data::EvalWindows> eval_windows_;

@@ -8,8 +8,9 @@
 #include <stdexcept>
 
 #include "engine/trainer.hpp"
-#include "pipeline/schedule_simulation.hpp"
 #include "pipeline/pipeline_setup.hpp"
+#include "pipeline/schedule_simulation.hpp"
+#include "pipeline/step_replay.hpp"
 
 namespace trainer {
 
@@ -81,88 +82,111 @@ void Trainer::pipeline_parameter_sums(const std::vector<float>& values, double& 
   }
 }
 
+namespace {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+}  // namespace
+
 // Every rank of the pp group takes part (an all-gather); rank 0 writes its replica's figures.
 void Trainer::log_pipeline_step(RunLog& log) {
   const auto& t = pipeline_->last_step();
-  const int v = pp_schedule_.virtual_stages, P = pp_schedule_.stages;
-  const int K = 5 + 2 * v;
-  std::vector<float> mine{static_cast<float>(t.span_s), static_cast<float>(t.compute_s),
-                          static_cast<float>(t.recv_wait_s), static_cast<float>(t.peak_in_flight)};
-  for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.forward_s[static_cast<std::size_t>(c)]));
-  for (int c = 0; c < v; ++c) mine.push_back(static_cast<float>(t.backward_s[static_cast<std::size_t>(c)]));
-  mine.push_back(static_cast<float>(t.min_transfer_s));
+  const int P = pp_schedule_.stages;
+  std::size_t longest = 0;
+  for (const auto& list : pp_schedule_.ranks) longest = std::max(longest, list.size());
+  // Per stage: span, compute, receive wait, in flight, start, then took, computing, at and
+  // asked for each action of its list (padded to the longest list).
+  const std::size_t L = longest, K = 5 + 4 * L;
+  std::vector<float> mine(K, -1.0f);
+  mine[0] = static_cast<float>(t.span_s);
+  mine[1] = static_cast<float>(t.compute_s);
+  mine[2] = static_cast<float>(t.recv_wait_s);
+  mine[3] = static_cast<float>(t.peak_in_flight);
+  mine[4] = static_cast<float>(t.start_s);
+  const std::vector<double>* per_action[] = {&t.took_s, &t.computing_s, &t.at_s, &t.asked_s};
+  for (std::size_t k = 0; k < 4; ++k) {
+    for (std::size_t i = 0; i < per_action[k]->size() && i < L; ++i) mine[5 + k * L + i] = static_cast<float>((*per_action[k])[i]);
+  }
   auto& be = *components_.backend;
-  Tensor in = be.allocate({K}, DType::f32), out = be.allocate({static_cast<std::int64_t>(K) * P}, DType::f32);
+  const auto n = static_cast<std::int64_t>(K);
+  Tensor in = be.allocate({n}, DType::f32), out = be.allocate({n * P}, DType::f32);
   be.copy_from_host(in, mine.data());
   pp_->all_gather(out, in)->wait();
-  std::vector<float> all(static_cast<std::size_t>(K * P));
+  std::vector<float> all(K * static_cast<std::size_t>(P));
   be.copy_to_host(all.data(), out);
-  std::string bubbles, waits, flights;
-  // One transfer's time: the shortest receive any stage saw this step.
-  double transfer = -1;
+
+  pipeline::MeasuredStep step;
   for (int r = 0; r < P; ++r) {
-    const float x = all[static_cast<std::size_t>(r * K + K - 1)];
-    if (x >= 0 && (transfer < 0 || x < transfer)) transfer = x;
+    const float* f = all.data() + static_cast<std::ptrdiff_t>(r) * static_cast<std::ptrdiff_t>(K);
+    const std::size_t len = pp_schedule_.ranks[static_cast<std::size_t>(r)].size();
+    step.span.push_back(f[0]);
+    step.compute.push_back(f[1]);
+    step.start.push_back(f[4]);
+    const auto column = [&](std::size_t k) { return std::vector<double>(f + 5 + k * L, f + 5 + k * L + len); };
+    step.took.push_back(column(0));
+    step.computing.push_back(column(1));
+    step.at.push_back(column(2));
+    step.asked.push_back(column(3));
   }
-  if (step_ > 1 && transfer >= 0) {
-    pp_transfer_s_ += transfer;
-    ++pp_transfer_steps_;
+  pipeline::align_clocks(pp_schedule_, step);
+  const auto costs = pipeline::measured_message_costs(pp_schedule_, step);
+  const auto predicted = pipeline::replay(pp_schedule_, step, costs);
+  const auto compute_only = pipeline::replay(pp_schedule_, step, pipeline::MessageCosts{});
+  // The first step pays one-time costs (allocation, connection warm-up): not summarised.
+  if (step_ > 1) {
+    pp_transfer_s_.push_back(costs.transfer);
+    pp_receive_s_.push_back(costs.receive);
   }
+  std::string bubbles, waits, flights, predictions;
   for (int r = 0; r < P; ++r) {
-    const float* f = all.data() + static_cast<std::ptrdiff_t>(r) * K;
-    auto& m = pp_measured_[static_cast<std::size_t>(r)];
-    const double bubble = f[0] > 0 ? (f[0] - f[1]) / f[0] : 0.0;
-    // The first step pays one-time costs (allocation, connection warm-up): not averaged.
+    const auto ur = static_cast<std::size_t>(r);
+    const float* f = all.data() + static_cast<std::ptrdiff_t>(r) * static_cast<std::ptrdiff_t>(K);
+    auto& m = pp_measured_[ur];
+    const double bubble = step.bubble(ur);
     if (step_ > 1) {
-      ++m.steps;
-      m.bubble += bubble;
-      m.forward_s.resize(static_cast<std::size_t>(v), 0.0);
-      m.backward_s.resize(static_cast<std::size_t>(v), 0.0);
-      for (int c = 0; c < v; ++c) {
-        m.forward_s[static_cast<std::size_t>(c)] += f[4 + c];
-        m.backward_s[static_cast<std::size_t>(c)] += f[4 + v + c];
-      }
+      m.bubble.push_back(bubble);
+      m.predicted.push_back(predicted.bubble[ur]);
+      m.compute_only.push_back(compute_only.bubble[ur]);
     }
     m.peak_in_flight = std::max(m.peak_in_flight, static_cast<int>(f[3]));
     const char* sep = r == 0 ? "" : ",";
     bubbles += fmt::format("{}{:.4f}", sep, bubble);
     waits += fmt::format("{}{:.3f}", sep, 1000.0 * f[2]);
     flights += fmt::format("{}{}", sep, static_cast<int>(f[3]));
+    predictions += fmt::format("{}{:.4f}", sep, predicted.bubble[ur]);
   }
   log.json({{"event", "\"pipeline_step\""}, {"step", std::to_string(step_)},
-            {"bubble", "[" + bubbles + "]"}, {"recv_wait_ms", "[" + waits + "]"}, {"in_flight", "[" + flights + "]"}});
+            {"bubble", "[" + bubbles + "]"}, {"recv_wait_ms", "[" + waits + "]"}, {"in_flight", "[" + flights + "]"},
+            {"bubble_predicted", "[" + predictions + "]"},
+            {"transfer_ms", fmt::format("{:.4f}", 1000.0 * costs.transfer)},
+            {"receive_ms", fmt::format("{:.4f}", 1000.0 * costs.receive)}});
 }
 
 void Trainer::log_pipeline_summary(RunLog& log, bool console) {
   const int P = pp_schedule_.stages;
   // Predicted twice: from unit costs (forward 1, backward 2: what `trainer plan` prints) and
-  // from this run's mean measured forward/backward time of each chunk (stage imbalance).
+  // by replaying the schedule with each step's measured action times and message costs; the
+  // measured and replayed bubbles are the medians over the steps after the first.
   const auto unit = pipeline::simulate(pp_schedule_, pipeline::unit_costs(pp_schedule_));
   bool measured = true;
-  for (const auto& m : pp_measured_) measured = measured && m.steps > 0;
-  pipeline::PipelineTimeline calibrated;
-  if (measured) {
-    const double transfer = pp_transfer_steps_ > 0 ? pp_transfer_s_ / pp_transfer_steps_ : 0.0;
-    calibrated = pipeline::simulate(
-        pp_schedule_,
-        [&](int rank, PipelineAction::Kind kind, int chunk) {
-          const auto& m = pp_measured_[static_cast<std::size_t>(rank)];
-          const auto c = static_cast<std::size_t>(chunk / P);
-          return (kind == PipelineAction::Kind::forward ? m.forward_s[c] : m.backward_s[c]) / m.steps;
-        },
-        transfer);
-  }
-  std::string meas, pred_unit, pred_cal, flights;
+  for (const auto& m : pp_measured_) measured = measured && !m.bubble.empty();
+  std::string meas, pred_unit, pred_cal, pred_compute, flights;
   double worst = 0;
   for (int r = 0; r < P; ++r) {
     const auto& m = pp_measured_[static_cast<std::size_t>(r)];
-    const double b = m.steps > 0 ? m.bubble / m.steps : std::nan("");
+    const double b = median(m.bubble);
     const char* sep = r == 0 ? "" : ",";
     meas += fmt::format("{}{:.4f}", sep, b);
     pred_unit += fmt::format("{}{:.4f}", sep, unit.bubble[static_cast<std::size_t>(r)]);
     if (measured) {
-      const double p = calibrated.bubble[static_cast<std::size_t>(r)];
+      const double p = median(m.predicted);
       pred_cal += fmt::format("{}{:.4f}", sep, p);
+      pred_compute += fmt::format("{}{:.4f}", sep, median(m.compute_only));
       if (p > 0) worst = std::max(worst, std::abs(b - p) / p);
     }
     flights += fmt::format("{}{}", sep, m.peak_in_flight);
@@ -174,7 +198,10 @@ void Trainer::log_pipeline_summary(RunLog& log, bool console) {
             {"bubble_measured", "[" + meas + "]"}, {"bubble_predicted_unit", "[" + pred_unit + "]"},
             {"bubble_predicted_measured_costs", measured ? "[" + pred_cal + "]" : "null"},
             {"bubble_max_rel_error", measured ? fmt::format("{:.4f}", worst) : "null"},
-            {"transfer_ms", fmt::format("{:.4f}", pp_transfer_steps_ > 0 ? 1000.0 * pp_transfer_s_ / pp_transfer_steps_ : 0.0)},
+            {"bubble_predicted_compute_only", measured ? "[" + pred_compute + "]" : "null"},
+            {"transfer_ms", fmt::format("{:.4f}", measured ? 1000.0 * median(pp_transfer_s_) : 0.0)},
+            {"receive_ms", fmt::format("{:.4f}", measured ? 1000.0 * median(pp_receive_s_) : 0.0)},
+            {"steps_measured", std::to_string(measured ? pp_measured_[0].bubble.size() : 0)},
             {"peak_in_flight", "[" + flights + "]"}});
   if (console) {
     log.note(fmt::format("pipeline (replica 0): {} over {} stages, {} micro-batches | bubble per stage measured [{}] | "

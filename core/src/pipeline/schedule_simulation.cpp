@@ -119,13 +119,32 @@ ActionCost unit_costs(const PipelineSchedule& s) {
 }
 
 PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost, double transfer) {
+  ActionTimes times;
+  times.start.assign(s.ranks.size(), 0.0);
+  for (std::size_t r = 0; r < s.ranks.size(); ++r) {
+    auto& took = times.took.emplace_back();
+    for (const auto& a : s.ranks[r]) {
+      const bool compute = a.kind == Kind::forward || a.kind == Kind::backward;
+      took.push_back(compute ? cost(static_cast<int>(r), a.kind, a.chunk) : 0.0);
+    }
+    times.computing.push_back(took);
+  }
+  return simulate(s, times, MessageCosts{transfer, 0.0});
+}
+
+PipelineTimeline simulate(const PipelineSchedule& s, const ActionTimes& times, MessageCosts messages) {
   const auto P = static_cast<std::size_t>(s.stages);
   PipelineTimeline t;
   t.busy.assign(P, 0.0);
   t.bubble.assign(P, 0.0);
   t.peak_in_flight.assign(P, 0);
+  if (s.ranks.size() != P || times.start.size() != P || times.took.size() != P || times.computing.size() != P) {
+    t.completes = false;
+    t.stuck = "the schedule and the action times differ in their number of ranks";
+    return t;
+  }
   std::vector<std::size_t> pc(P, 0);
-  std::vector<double> now(P, 0.0);
+  std::vector<double> now(times.start);
   std::vector<std::set<std::pair<int, int>>> in_flight(P);
   std::map<Message, double> posted;  // message -> time it was sent
   for (bool progress = true; progress;) {
@@ -134,16 +153,19 @@ PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost, dou
       const auto& list = s.ranks[r];
       for (; pc[r] < list.size(); ++pc[r]) {
         const auto& a = list[pc[r]];
+        const auto took = [&](const std::vector<std::vector<double>>& v) {
+          return pc[r] < v[r].size() ? v[r][pc[r]] : 0.0;
+        };
         if (is_recv(a.kind)) {
           const auto it = posted.find(awaited(a));
           if (it == posted.end()) break;  // blocked until the peer sends
-          now[r] = std::max(now[r], it->second);
+          now[r] = std::max(now[r] + messages.receive, it->second + messages.transfer);
         } else if (is_send(a.kind)) {
-          posted[sent(a)] = now[r] + transfer;
+          posted[sent(a)] = now[r];  // on its way from the start of the send
+          now[r] += took(times.took);
         } else {
-          const double d = cost(static_cast<int>(r), a.kind, a.chunk);
-          now[r] += d;
-          t.busy[r] += d;
+          now[r] += took(times.took);
+          t.busy[r] += took(times.computing);
           if (a.kind == Kind::forward) {
             in_flight[r].insert({a.micro, a.chunk});
             t.peak_in_flight[r] = std::max(t.peak_in_flight[r], static_cast<int>(in_flight[r].size()));
@@ -151,6 +173,7 @@ PipelineTimeline simulate(const PipelineSchedule& s, const ActionCost& cost, dou
             in_flight[r].erase({a.micro, a.chunk});
           }
         }
+        if (is_recv(a.kind)) now[r] += took(times.took);
         progress = true;
       }
     }

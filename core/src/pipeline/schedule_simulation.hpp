@@ -31,6 +31,24 @@ struct PipelineTimeline {
 // matching send happened and then `transfer` more (0: transfers take no time).
 PipelineTimeline simulate(const PipelineSchedule& schedule, const ActionCost& cost, double transfer = 0.0);
 
+// Every action's own time, for replaying a step as it ran (pipeline/step_replay.hpp).
+struct ActionTimes {
+  std::vector<double> start;                   // per rank: before its first action
+  std::vector<std::vector<double>> took;       // per rank and action of its list: its own time
+  std::vector<std::vector<double>> computing;  // the part of `took` that counts as busy
+};
+// How long a message takes: it is in the receiver's hands at the later of `transfer` after
+// its send and `receive` after the receiver asked for it (a message already there still has
+// to be taken from the communicator).
+struct MessageCosts {
+  double transfer = 0;
+  double receive = 0;
+};
+// The same walk with each action taking its own time: sends and receives may take time too
+// (posting, bookkeeping), but only `computing` is busy; a message leaves when its send
+// starts. A rank's end is its last action's.
+PipelineTimeline simulate(const PipelineSchedule& schedule, const ActionTimes& times, MessageCosts messages);
+
 // The textbook figures: (p-1)/(m+p-1) for gpipe and 1f1b, (p-1)/(v·m+p-1) interleaved.
 double textbook_bubble(int stages, int virtual_stages, int micro_batches);
 
