@@ -49,7 +49,9 @@ PipelineExecutor::PipelineExecutor(Backend& backend, Model& model, const Recompu
 }
 
 Tensor PipelineExecutor::residual() {
-  Tensor t = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+  // Block-boundary buffers (and the messages between stages) in the compute dtype: bf16
+  // activations travel as bf16.
+  Tensor t = backend_.allocate(model_.residual_shape(shape_), params_.compute_dtype());
   saved_.add(t.bytes());
   return t;
 }
@@ -151,6 +153,7 @@ double PipelineExecutor::forward(int micro, int chunk) {
     f.acts.push_back(take_store(b));
     auto& acts = *f.acts.back();
     layout_.before_forward(b);
+    params_.refresh_compute_block(b);
     acts.begin_pass(false);
     model_.block_forward(b, d.ctx, shape_, f.xs[i], f.xs[i + 1], acts);
     acts.end_forward();
@@ -158,7 +161,7 @@ double PipelineExecutor::forward(int micro, int chunk) {
   }
   if (chunk == schedule_.chunks() - 1) {
     // The head runs forward and backward at once: the loss now, the gradient kept for backward.
-    f.dresid = backend_.allocate(model_.residual_shape(shape_), DType::f32);
+    f.dresid = backend_.allocate(model_.residual_shape(shape_), params_.compute_dtype());
     workspace_.add(f.dresid.bytes());
     edge_->begin_pass(false);
     loss_ += model_.head_forward_backward(d.ctx, shape_, f.xs.back(), d.targets, dloss_, f.dresid, *edge_);
@@ -191,6 +194,7 @@ double PipelineExecutor::backward(int micro, int chunk) {
     const auto i = static_cast<std::size_t>(b - b0);
     auto& acts = *f.acts[i];
     layout_.before_backward(b);
+    params_.refresh_compute_block(b);
     if (!acts.all_held()) {
       acts.begin_pass(true);
       model_.block_forward(b, d.ctx, shape_, f.xs[i], Tensor(), acts);
@@ -239,6 +243,7 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
   step_start_ = Clock::now();
   // The embedding and head units stay present for the whole step (fsdp gathers them once).
   layout_.begin_micro_batch(true);
+  params_.refresh_compute_resident();  // bf16: copies of units the layout just gathered
   times_.start_s = seconds_since(step_start_);
   auto mark = Clock::now();
   for (action_ = 0; action_ < actions.size(); ++action_) {
@@ -296,9 +301,19 @@ void PipelineExecutor::sum_tied_embedding_grads() {
   Tensor mine = backend_.allocate({unit.numel}, DType::f32);
   Tensor theirs = backend_.allocate({unit.numel}, DType::f32);
   backend_.copy(mine, grad);
-  auto sent = pp_.send(mine, peer);
-  pp_.recv(theirs, peer)->wait();
-  sent->wait();
+  // The first stage sends first, the last receives first: a comm whose first send on a
+  // connection waits for the peer's receive (nccl sets connections up on first use) never
+  // has both ends waiting in a send.
+  if (first_) {
+    auto sent = pp_.send(mine, peer);
+    pp_.recv(theirs, peer)->wait();
+    sent->wait();
+  } else {
+    auto got = pp_.recv(theirs, peer);
+    auto sent = pp_.send(mine, peer);
+    got->wait();
+    sent->wait();
+  }
   // Both ends compute g_first + g_last (addition commutes): bitwise the same sum.
   backend_.axpby(grad, 1.0f, theirs, 1.0f, unit.numel);
 }
@@ -342,6 +357,7 @@ double PipelineExecutor::duplicate_grad_sum_squares(const std::vector<OptimizerT
 double PipelineExecutor::evaluate(const StepContext& ctx, const Tensor& tokens, const Tensor& targets) {
   double loss = 0;
   layout_.begin_micro_batch(false);
+  params_.refresh_compute_resident();
   Tensor x;
   for (int c = 0; c < schedule_.chunks(); ++c) {
     if (schedule_.rank_of(c) != rank_) continue;
@@ -358,6 +374,7 @@ double PipelineExecutor::evaluate(const StepContext& ctx, const Tensor& tokens, 
     for (int b = plan_.begin(c); b < plan_.end(c); ++b) {
       auto acts = take_store(b);
       layout_.before_forward(b);
+      params_.refresh_compute_block(b);
       acts->begin_pass(false);
       model_.block_forward(b, ctx, shape_, x, y, *acts);
       acts->release_all();
