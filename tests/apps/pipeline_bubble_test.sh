@@ -56,6 +56,7 @@ done
 # Stage 0 holds 3 blocks, stage 1 the other 5 and the head: stage 0 idles much more than the
 # unit-cost prediction (equal stages) says.
 run parallel.pp=2 launch.nproc=2 pipeline=1f1b pipeline.stages=[3] output.dir=run-uneven
+check "uneven stages: cut after block 2" grep -q '"chunks":"0-2 | 3-7"' run-uneven/metrics.jsonl
 check "uneven stages: measured bubble within 20% of the replayed schedule" \
   within run-uneven/metrics.jsonl bubble_measured bubble_predicted_measured_costs 0.2
 status=0
