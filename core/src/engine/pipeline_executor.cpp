@@ -244,8 +244,8 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
   // The embedding and head units stay present for the whole step (fsdp gathers them once).
   layout_.begin_micro_batch(true);
   params_.refresh_compute_resident();  // bf16: copies of units the layout just gathered
-  times_.start_s = seconds_since(step_start_);
-  auto mark = Clock::now();
+  auto mark = Clock::now();  // the end of the action before: here, of the step's prologue
+  times_.start_s = seconds_between(step_start_, mark);
   for (action_ = 0; action_ < actions.size(); ++action_) {
     const auto& a = actions[action_];
     const double waited_before = times_.recv_wait_s;
