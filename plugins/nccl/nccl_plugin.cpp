@@ -153,8 +153,13 @@ class NcclBackend final : public trainer::CommBackend {
         std::memcpy(&id, bytes.data(), sizeof id);
       }
     } catch (const trainer::StoreError& e) {
-      throw fail(std::string("the NCCL id '") + key + "' was not published within " + std::to_string(timeout.count()) +
-                 " ms: " + e.what());
+      std::string why = "rank 0 of the communicator did not publish the NCCL id within ";
+      why += std::to_string(timeout.count());
+      why += " ms (key '";
+      why += key;
+      why += "'): ";
+      why += e.what();
+      throw fail(why);
     }
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
