@@ -170,8 +170,8 @@ constexpr std::size_t kCublasWorkspace = 32u << 20;
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, bool deterministic, bool profile)
-      : device_(device), pool_(std::make_shared<DevicePool>(device)) {
+  CudaBackend(int device, bool deterministic, bool profile, bool poison)
+      : device_(device), poison_(poison), pool_(std::make_shared<DevicePool>(device)) {
     const char* op = "create";
     check_cuda(cudaSetDevice(device_), op, "cudaSetDevice");
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), op, "cudaStreamCreate");
@@ -228,6 +228,9 @@ class CudaBackend final : public Backend {
     const std::size_t cls = DevicePool::size_class(bytes);
     void* p = pool_->take(cls, "allocate");
     std::shared_ptr<void> storage(p, [pool = pool_, cls](void* q) { pool->give(q, cls); });
+    // All bits set: NaN in f32 and bf16, -1 in i32, so a kernel that reads what nobody wrote
+    // shows it in the loss instead of reusing an earlier tensor's values.
+    if (poison_) check_cuda(cudaMemsetAsync(p, 0xFF, cls, stream_), "allocate", "cudaMemsetAsync");
     return Tensor(std::move(storage), p, shape, dtype, Device::cuda);
   }
 
@@ -845,6 +848,7 @@ class CudaBackend final : public Backend {
   }
 
   int device_;
+  bool poison_ = false;  // backend.poison: every allocation filled with all-ones bytes
   std::shared_ptr<DevicePool> pool_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -886,7 +890,8 @@ int choose_device(std::int64_t requested) {
 
 std::unique_ptr<Plugin> create(const PluginContext& context) {
   return std::make_unique<CudaBackend>(choose_device(context.config.get_int("device")),
-                                       context.config.get_bool("deterministic"), context.config.get_bool("profile"));
+                                       context.config.get_bool("deterministic"), context.config.get_bool("profile"),
+                                       context.config.get_bool("poison"));
 }
 
 std::vector<KeySpec> keys() {
@@ -913,6 +918,15 @@ std::vector<KeySpec> keys() {
                   .default_value = "false",
                   .doc = "time every op with CUDA events and print a per-op table of GPU time at exit "
                          "(adds a little host overhead per op)",
+                  .required = false,
+                  .min = std::nullopt,
+                  .max = std::nullopt,
+                  .choices = {}},
+          KeySpec{.name = "poison",
+                  .type = KeyType::boolean,
+                  .default_value = "false",
+                  .doc = "debugging: fill every allocation with all-ones bytes (NaN in f32/bf16) before use, so a "
+                         "kernel that reads memory nobody wrote turns the loss into NaN (one memset per allocation)",
                   .required = false,
                   .min = std::nullopt,
                   .max = std::nullopt,
