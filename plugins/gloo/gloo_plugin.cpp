@@ -1,7 +1,6 @@
 // comm: gloo — CPU collectives over Gloo's TCP transport. connect() rendezvous through the
 // job's store, then every group gets its own gloo context (full mesh of TCP pairs) and a
 // GlooCommunicator that runs its ops on a worker thread.
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
@@ -15,6 +14,7 @@
 #include "gloo_communicator.hpp"
 #include "gloo_store.hpp"
 #include "trainer/comm.hpp"
+#include "trainer/comm_connect.hpp"
 
 namespace {
 
@@ -26,34 +26,13 @@ class GlooBackend final : public trainer::CommBackend {
       : hostname_(std::move(hostname)), timeout_cap_(timeout_cap) {}
 
   std::unique_ptr<trainer::Communicator> connect(const trainer::GroupSpec& spec, trainer::Store& store) override {
-    const auto it = std::find(spec.ranks.begin(), spec.ranks.end(), spec.global_rank);
-    const int size = static_cast<int>(spec.ranks.size());
-    const int rank = static_cast<int>(it - spec.ranks.begin());
-    std::string where = "group '";
-    where += spec.name;
-    where += "'";
-    if (spec.name.empty()) throw CommError("gloo: connect: the group has no name (store keys need one)");
-    if (it == spec.ranks.end()) {
-      where += ": connect: global rank ";
-      where += std::to_string(spec.global_rank);
-      where += " is not a member";
-      throw CommError(where);
-    }
-    where += " (rank ";
-    where += std::to_string(rank);
-    where += " of ";
-    where += std::to_string(size);
-    where += ")";
-    // The group's own timeout, capped by the recipe's timeout_s: a recipe can shorten every
-    // wait of the job without the caller knowing about gloo.
-    const auto timeout = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(spec.timeout), timeout_cap_);
-    if (timeout.count() <= 0) {
-      where += ": connect: the timeout must be positive";
-      throw CommError(where);
-    }
+    const trainer::GroupPlace place = trainer::place_in_group(spec, timeout_cap_, "gloo");
+    const int rank = place.rank, size = place.size;
+    const auto timeout = place.timeout;
+    std::string where = place.where;
     try {
       trainer::gloo_plugin::StoreAdapter adapter(
-          store, trainer::gloo_plugin::connect_prefix(store, spec.name, spec.global_rank), timeout);
+          store, trainer::connect_prefix(store, "gloo", spec.name, spec.global_rank), timeout);
       gloo::transport::tcp::attr attr;
       attr.hostname = hostname_;
       auto device = gloo::transport::tcp::CreateDevice(attr);

@@ -31,18 +31,4 @@ void StoreAdapter::wait(const std::vector<std::string>& keys, const std::chrono:
   store_.wait(full, timeout);
 }
 
-std::string connect_prefix(trainer::Store& store, const std::string& group, int global_rank) {
-  std::string counter = "gloo/";
-  counter += group;
-  counter += "/connects/";
-  counter += std::to_string(global_rank);
-  const std::int64_t generation = store.add(counter, 1);
-  std::string prefix = "gloo/";
-  prefix += group;
-  prefix += "/";
-  prefix += std::to_string(generation);
-  prefix += "/";
-  return prefix;
-}
-
 }  // namespace trainer::gloo_plugin

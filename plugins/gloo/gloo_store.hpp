@@ -30,10 +30,4 @@ class StoreAdapter final : public gloo::rendezvous::Store {
   std::chrono::milliseconds timeout_;
 };
 
-// "gloo/<group>/<generation>/": the generation is this rank's connect count for the group,
-// kept in the store itself so that a restarted process (same global rank) continues the
-// count instead of reusing the keys of its previous life. Every member connects the same
-// number of times, so all members of one connect agree on it.
-std::string connect_prefix(trainer::Store& store, const std::string& group, int global_rank);
-
 }  // namespace trainer::gloo_plugin

@@ -3,7 +3,6 @@
 // every member then joins one non-blocking NCCL communicator for the group (one per mesh
 // axis group), on the cuda backend's device, polled so that a missing member is a CommError
 // after the timeout rather than a hang.
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -20,28 +19,12 @@
 #include "nccl_communicator.hpp"
 #include "trainer/backend.hpp"
 #include "trainer/comm.hpp"
+#include "trainer/comm_connect.hpp"
 
 namespace {
 
 using trainer::CommError;
 using Clock = std::chrono::steady_clock;
-
-// "nccl/<group>/<generation>/": the generation is this rank's connect count for the group,
-// kept in the store so that a reconnect (or a restarted process) never reads an old id.
-// Every member connects the same number of times, so all members of one connect agree.
-std::string connect_prefix(trainer::Store& store, const std::string& group, int global_rank) {
-  std::string counter = "nccl/";
-  counter += group;
-  counter += "/connects/";
-  counter += std::to_string(global_rank);
-  const std::int64_t generation = store.add(counter, 1);
-  std::string prefix = "nccl/";
-  prefix += group;
-  prefix += "/";
-  prefix += std::to_string(generation);
-  prefix += "/";
-  return prefix;
-}
 
 class NcclBackend final : public trainer::CommBackend {
  public:
@@ -49,29 +32,10 @@ class NcclBackend final : public trainer::CommBackend {
       : backend_(backend), timeout_cap_(timeout_cap) {}
 
   std::unique_ptr<trainer::Communicator> connect(const trainer::GroupSpec& spec, trainer::Store& store) override {
-    const auto it = std::find(spec.ranks.begin(), spec.ranks.end(), spec.global_rank);
-    const int size = static_cast<int>(spec.ranks.size());
-    const int rank = static_cast<int>(it - spec.ranks.begin());
-    std::string where = "nccl: group '";
-    where += spec.name;
-    where += "'";
-    if (spec.name.empty()) throw CommError("nccl: connect: the group has no name (store keys need one)");
-    if (it == spec.ranks.end()) {
-      where += ": connect: global rank ";
-      where += std::to_string(spec.global_rank);
-      where += " is not a member";
-      throw CommError(where);
-    }
-    where += " (rank ";
-    where += std::to_string(rank);
-    where += " of ";
-    where += std::to_string(size);
-    where += ")";
-    const auto timeout = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(spec.timeout), timeout_cap_);
-    if (timeout.count() <= 0) {
-      where += ": connect: the timeout must be positive";
-      throw CommError(where);
-    }
+    const trainer::GroupPlace place = trainer::place_in_group(spec, timeout_cap_, "nccl");
+    const int rank = place.rank, size = place.size;
+    const auto timeout = place.timeout;
+    const std::string& where = place.where;
     const int device = backend_.native_device();
     auto fail = [&](const std::string& why) -> CommError {
       std::string s = where;
@@ -85,7 +49,7 @@ class NcclBackend final : public trainer::CommBackend {
       throw fail(std::string("cudaSetDevice: ") + cudaGetErrorString(st));
     }
 
-    const std::string prefix = connect_prefix(store, spec.name, spec.global_rank);
+    const std::string prefix = trainer::connect_prefix(store, "nccl", spec.name, spec.global_rank);
     const ncclComm_t comm = join(store, prefix + "id", size, rank, timeout, fail);
     const auto compute = static_cast<cudaStream_t>(backend_.native_stream());
     auto group = std::make_shared<trainer::nccl_plugin::Group>(spec.name, rank, size, device, compute, comm, timeout);
