@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <initializer_list>
 #include <memory>
 #include <new>
 #include <optional>
@@ -71,24 +70,17 @@ class CpuBackend final : public Backend {
   }
   void copy_from_host(const Tensor& dst, const void* src) override {
     if (!dst) return;
-    kChecks.tensor("copy_from_host", "dst", dst, dst.dtype());
-    if (!src) kChecks.fail("copy_from_host", "src is null");
+    kChecks.copy_from_host(dst, src);
     std::memcpy(dst.data(), src, dst.bytes());
   }
   void copy_to_host(void* dst, const Tensor& src) override {
     if (!src) return;
-    kChecks.tensor("copy_to_host", "src", src, src.dtype());
-    if (!dst) kChecks.fail("copy_to_host", "dst is null");
+    kChecks.copy_to_host(dst, src);
     std::memcpy(dst, src.data(), src.bytes());
   }
   void copy(const Tensor& dst, const Tensor& src) override {
-    if (dst.bytes() != src.bytes()) {
-      kChecks.fail("copy", "dst has " + std::to_string(dst.bytes()) + " bytes " + shape_string(dst.shape()) +
-                       ", src has " + std::to_string(src.bytes()) + " bytes " + shape_string(src.shape()));
-    }
+    kChecks.copy(dst, src);
     if (dst.bytes() == 0) return;
-    kChecks.tensor("copy", "dst", dst, dst.dtype());
-    kChecks.tensor("copy", "src", src, src.dtype());
     std::memmove(dst.data(), src.data(), dst.bytes());
   }
   // f32 <-> bf16 (the cpu ops themselves compute in f32 only; recipes with precision bf16
@@ -96,11 +88,7 @@ class CpuBackend final : public Backend {
   // f32 <-> f64 for the engine's loss and norm scalars.
   void convert(const Tensor& dst, const Tensor& src) override {
     const char* op = "convert";
-    kChecks.tensor(op, "dst", dst, dst.dtype());
-    kChecks.tensor(op, "src", src, src.dtype());
-    if (dst.numel() != src.numel()) {
-      kChecks.fail(op, "dst has " + std::to_string(dst.numel()) + " elements, src has " + std::to_string(src.numel()));
-    }
+    kChecks.convert(dst, dst.dtype(), src, src.dtype());
     const auto n = static_cast<std::size_t>(src.numel());
     if (dst.dtype() == src.dtype()) {
       std::memmove(dst.data(), src.data(), dst.bytes());
@@ -121,138 +109,73 @@ class CpuBackend final : public Backend {
 
   void embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte,
                          const Tensor& wpe, int B, int T, int C) override {
-    const char* op = "embedding_forward";
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = kChecks.table_rows(op, "wte", wte, C);
-    if (kChecks.table_rows(op, "wpe", wpe, C) < T) kChecks.fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
-    check_tokens(op, tokens, BT, vocab);
+    const auto vocab = kChecks.embedding_forward(out, tokens, wte, wpe, B, T, C);
+    check_tokens("embedding_forward", tokens, static_cast<std::int64_t>(B) * T, vocab);
     cpu::embedding_forward(f32(out), tokens.data_as<const std::int32_t>(), f32(wte), f32(wpe), B, T, C);
   }
 
   void embedding_backward(const Tensor& dwte, const Tensor& dwpe, const Tensor& dout,
                           const Tensor& tokens, int B, int T, int C) override {
-    const char* op = "embedding_backward";
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
-    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = kChecks.table_rows(op, "dwte", dwte, C);
-    if (kChecks.table_rows(op, "dwpe", dwpe, C) < T) kChecks.fail(op, "dwpe has fewer than T = " + std::to_string(T) + " rows");
-    check_tokens(op, tokens, BT, vocab);
+    const auto vocab = kChecks.embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
+    check_tokens("embedding_backward", tokens, static_cast<std::int64_t>(B) * T, vocab);
     cpu::embedding_backward(f32(dwte), f32(dwpe), f32(dout), tokens.data_as<const std::int32_t>(), B, T, C);
   }
 
   void layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd,
                          const Tensor& inp, const Tensor& weight, const Tensor& bias, int N,
                          int C) override {
-    const char* op = "layernorm_forward";
-    kChecks.dims(op, {{"N", N}, {"C", C}});
-    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    kChecks.numel(op, "out", out, NC, "N*C");
-    kChecks.numel(op, "mean", mean, N, "N");
-    kChecks.numel(op, "rstd", rstd, N, "N");
-    kChecks.numel(op, "inp", inp, NC, "N*C");
-    kChecks.numel(op, "weight", weight, C, "C");
-    kChecks.numel(op, "bias", bias, C, "C");
+    kChecks.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
     cpu::layernorm_forward(f32(out), f32(mean), f32(rstd), f32(inp), f32(weight), f32(bias), N, C);
   }
 
   void layernorm_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
                           const Tensor& dout, const Tensor& inp, const Tensor& weight,
                           const Tensor& mean, const Tensor& rstd, int N, int C) override {
-    const char* op = "layernorm_backward";
-    kChecks.dims(op, {{"N", N}, {"C", C}});
-    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    kChecks.numel(op, "dinp", dinp, NC, "N*C");
-    kChecks.numel(op, "dweight", dweight, C, "C");
-    kChecks.numel(op, "dbias", dbias, C, "C");
-    kChecks.numel(op, "dout", dout, NC, "N*C");
-    kChecks.numel(op, "inp", inp, NC, "N*C");
-    kChecks.numel(op, "weight", weight, C, "C");
-    kChecks.numel(op, "mean", mean, N, "N");
-    kChecks.numel(op, "rstd", rstd, N, "N");
+    kChecks.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     cpu::layernorm_backward(f32(dinp), f32(dweight), f32(dbias), f32(dout), f32(inp), f32(weight),
                             f32(mean), f32(rstd), N, C);
   }
 
   void matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight,
                       const Tensor& bias, int N, int C, int OC) override {
-    const char* op = "matmul_forward";
-    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    kChecks.numel(op, "out", out, static_cast<std::int64_t>(N) * OC, "N*OC");
-    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (bias) kChecks.numel(op, "bias", bias, OC, "OC");
+    kChecks.matmul_forward(out, inp, weight, bias, N, C, OC);
     cpu::matmul_forward(f32(out), f32(inp), f32(weight), f32(bias), N, C, OC);
   }
 
   void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
                        const Tensor& dout, const Tensor& inp, const Tensor& weight, int N, int C,
                        int OC) override {
-    const char* op = "matmul_backward";
-    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    if (dinp) kChecks.numel(op, "dinp", dinp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (dbias) kChecks.numel(op, "dbias", dbias, OC, "OC");
-    kChecks.numel(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC");
-    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    kChecks.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
     cpu::matmul_backward(f32(dinp), f32(dweight), f32(dbias), f32(dout), f32(inp), f32(weight), N, C, OC);
   }
 
   void attention_forward(const Tensor& out, const Tensor& stats, const Tensor& qkv, int B, int T,
                          int C, int NH) override {
-    const char* op = "attention_forward";
-    check_attention_dims(op, B, T, C, NH);
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
-    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
+    kChecks.attention_forward(out, stats, qkv, B, T, C, NH);
     cpu::attention_forward(f32(out), f32(stats), f32(qkv), B, T, C, NH);
   }
 
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
                           const Tensor& out, const Tensor& stats, int B, int T, int C,
                           int NH) override {
-    const char* op = "attention_backward";
-    check_attention_dims(op, B, T, C, NH);
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
-    kChecks.numel(op, "qkv", qkv, BT * 3 * C, "B*T*3C");
-    kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    kChecks.attention_backward(dqkv, dout, qkv, out, stats, B, T, C, NH);
     cpu::attention_backward(f32(dqkv), f32(dout), f32(qkv), f32(out), f32(stats), B, T, C, NH);
   }
 
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) override {
-    const char* op = "gelu_forward";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "out", out, N, "N");
-    kChecks.numel(op, "inp", inp, N, "N");
+    kChecks.gelu_forward(out, inp, N);
     cpu::gelu_forward(f32(out), f32(inp), N);
   }
 
   void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout,
                      std::int64_t N) override {
-    const char* op = "gelu_backward";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "dinp", dinp, N, "N");
-    kChecks.numel(op, "inp", inp, N, "N");
-    kChecks.numel(op, "dout", dout, N, "N");
+    kChecks.gelu_backward(dinp, inp, dout, N);
     cpu::gelu_backward(f32(dinp), f32(inp), f32(dout), N);
   }
 
   void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b,
                         std::int64_t N) override {
-    const char* op = "residual_forward";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "out", out, N, "N");
-    kChecks.numel(op, "a", a, N, "N");
-    kChecks.numel(op, "b", b, N, "N");
+    kChecks.residual_forward(out, a, b, N);
     cpu::residual_forward(f32(out), f32(a), f32(b), N);
   }
 
@@ -267,17 +190,12 @@ class CpuBackend final : public Backend {
   }
 
   void axpby(const Tensor& y, float a, const Tensor& x, float b, std::int64_t N) override {
-    const char* op = "axpby";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "y", y, N, "N");
-    kChecks.numel(op, "x", x, N, "N");
+    kChecks.axpby(y, x, N);
     cpu::axpby(f32(y), a, f32(x), b, N);
   }
 
   double sum_squares(const Tensor& x, std::int64_t N) override {
-    const char* op = "sum_squares";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "x", x, N, "N");
+    kChecks.sum_squares(x, N);
     return cpu::sum_squares(f32(x), N);
   }
 
@@ -285,12 +203,7 @@ class CpuBackend final : public Backend {
                                      const Tensor& logits, const Tensor& targets, float dloss,
                                      int N, int V) override {
     const char* op = "crossentropy_forward_backward";
-    kChecks.dims(op, {{"N", N}, {"V", V}});
-    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
-    kChecks.numel(op, "losses", losses, N, "N");
-    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V");
-    kChecks.numel(op, "logits", logits, NV, "N*V");
-    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    kChecks.crossentropy_forward_backward(losses, dlogits, logits, targets, N, V);
     const auto* tgt = targets.data_as<const std::int32_t>();
     for (int n = 0; n < N; ++n) {
       if (tgt[n] >= V) {
@@ -304,12 +217,7 @@ class CpuBackend final : public Backend {
   void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
                     std::int64_t N, float lr, float beta1, float beta2, float eps,
                     float weight_decay, std::int64_t t) override {
-    const char* op = "adamw_update";
-    kChecks.dims(op, {{"N", N}, {"t", t}});
-    kChecks.numel(op, "param", param, N, "N");
-    kChecks.numel(op, "grad", grad, N, "N");
-    kChecks.numel(op, "m", m, N, "N");
-    kChecks.numel(op, "v", v, N, "N");
+    kChecks.adamw_update(param, grad, m, v, N, t);
     cpu::adamw_update(f32(param), f32(grad), f32(m), f32(v), N, lr, beta1, beta2, eps,
                       weight_decay, t);
   }
@@ -318,20 +226,10 @@ class CpuBackend final : public Backend {
   // Shared with every block it hands out, so that tensors may outlive the backend.
   std::shared_ptr<HostPool> pool_ = std::make_shared<HostPool>(kAlignment);
 
-  static void check_attention_dims(const char* op, int B, int T, int C, int NH) {
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
-    if (C % NH != 0) {
-      kChecks.fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
-    }
-  }
-
   static void dropout(const char* op, const char* out_name, const Tensor& out,
                       const char* in_name, const Tensor& inp, float p, RngKey key,
                       std::int64_t N) {
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, out_name, out, N, "N");
-    kChecks.numel(op, in_name, inp, N, "N");
-    if (!(p >= 0.0f && p < 1.0f)) kChecks.fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
+    kChecks.dropout(op, out_name, out, in_name, inp, p, N);
     cpu::dropout_apply(f32(out), f32(inp), p, key, N);
   }
 };

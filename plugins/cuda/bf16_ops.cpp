@@ -44,11 +44,7 @@ Tensor Bf16Ops::to_f32(const Tensor& t) {
 
 void Bf16Ops::convert(const Tensor& dst, const Tensor& src) {
   const char* op = "convert";
-  kChecks.tensor(op, "dst", dst, dst.dtype());
-  kChecks.tensor(op, "src", src, src.dtype());
-  if (dst.numel() != src.numel()) {
-    kChecks.fail(op, "dst has " + std::to_string(dst.numel()) + " elements, src has " + std::to_string(src.numel()));
-  }
+  kChecks.convert(dst, dst.dtype(), src, src.dtype());
   if (src.numel() == 0) return;
   if (dst.dtype() == DType::bf16 && src.dtype() == DType::f32) {
     check_cuda(convert_f32_to_bf16(bf(dst), f32(src), src.numel(), stream_), op, "kernel launch");
@@ -62,16 +58,8 @@ void Bf16Ops::convert(const Tensor& dst, const Tensor& src) {
 void Bf16Ops::embedding_forward(const Tensor& out, const Tensor& tokens, const Tensor& wte, const Tensor& wpe, int B,
                                 int T, int C) {
   const char* op = "embedding_forward";
-  kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
-  const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-  kChecks.numel(op, "out", out, BT * C, "B*T*C", kBf16);
-  kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
-  kChecks.tensor(op, "wte", wte, kBf16);
-  kChecks.tensor(op, "wpe", wpe, kBf16);
-  if (wte.numel() == 0 || wte.numel() % C != 0) kChecks.fail(op, "wte is not a whole number of rows of C");
-  if (wpe.numel() % C != 0 || wpe.numel() / C < T) kChecks.fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
-  check_cuda(embedding_forward_bf16(bf(out), i32(tokens), bf(wte), bf(wpe), B, T, C, wte.numel() / C, error_word_,
-                                    stream_),
+  const std::int64_t vocab = kChecks.embedding_forward(out, tokens, wte, wpe, B, T, C, kBf16);
+  check_cuda(embedding_forward_bf16(bf(out), i32(tokens), bf(wte), bf(wpe), B, T, C, vocab, error_word_, stream_),
              op, "kernel launch");
 }
 
@@ -79,22 +67,14 @@ void Bf16Ops::embedding_forward(const Tensor& out, const Tensor& tokens, const T
 // deterministic sorted accumulation does the rest.
 void Bf16Ops::embedding_backward(const Tensor& dwte, const Tensor& dwpe, const Tensor& dout, const Tensor& tokens,
                                  int B, int T, int C) {
-  const char* op = "embedding_backward";
-  kChecks.numel(op, "dout", dout, static_cast<std::int64_t>(B) * T * C, "B*T*C", kBf16);
+  kChecks.embedding_backward(dwte, dwpe, dout, tokens, B, T, C, kBf16);
   be_.embedding_backward(dwte, dwpe, to_f32(dout), tokens, B, T, C);
 }
 
 void Bf16Ops::layernorm_forward(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& inp,
                                 const Tensor& weight, const Tensor& bias, int N, int C) {
   const char* op = "layernorm_forward";
-  kChecks.dims(op, {{"N", N}, {"C", C}});
-  const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-  kChecks.numel(op, "out", out, NC, "N*C", kBf16);
-  kChecks.numel(op, "mean", mean, N, "N");
-  kChecks.numel(op, "rstd", rstd, N, "N");
-  kChecks.numel(op, "inp", inp, NC, "N*C", kBf16);
-  kChecks.numel(op, "weight", weight, C, "C", kBf16);
-  kChecks.numel(op, "bias", bias, C, "C", kBf16);
+  kChecks.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, kBf16);
   check_cuda(layernorm_forward_bf16(bf(out), f32(mean), f32(rstd), bf(inp), bf(weight), bf(bias), N, C, stream_), op,
              "kernel launch");
 }
@@ -103,16 +83,7 @@ void Bf16Ops::layernorm_backward(const Tensor& dinp, const Tensor& dweight, cons
                                  const Tensor& inp, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                                  int N, int C) {
   const char* op = "layernorm_backward";
-  kChecks.dims(op, {{"N", N}, {"C", C}});
-  const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-  kChecks.numel(op, "dinp", dinp, NC, "N*C", kBf16);
-  kChecks.numel(op, "dweight", dweight, C, "C");
-  kChecks.numel(op, "dbias", dbias, C, "C");
-  kChecks.numel(op, "dout", dout, NC, "N*C", kBf16);
-  kChecks.numel(op, "inp", inp, NC, "N*C", kBf16);
-  kChecks.numel(op, "weight", weight, C, "C", kBf16);
-  kChecks.numel(op, "mean", mean, N, "N");
-  kChecks.numel(op, "rstd", rstd, N, "N");
+  kChecks.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C, kBf16);
   check_chunks(op, N);
   Tensor scratch = be_.allocate({2 * bf16_column_chunks(N) * C}, DType::f32);
   check_cuda(layernorm_backward_bf16(bf(dinp), f32(dweight), f32(dbias), bf(dout), bf(inp), bf(weight), f32(mean),
@@ -126,14 +97,10 @@ void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor&
                              int C, int OC) {
   const char* op = "matmul_forward";
   kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-  const std::int64_t NOC = static_cast<std::int64_t>(N) * OC;
   if (!out) kChecks.fail(op, "out is empty");
   const DType out_type = out.dtype();  // bf16, or f32 for logits read on the host
   if (out_type != kBf16 && out_type != DType::f32) kChecks.fail(op, "out must be bf16 or f32");
-  kChecks.numel(op, "out", out, NOC, "N*OC", out_type);
-  kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C", kBf16);
-  kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C", kBf16);
-  if (bias) kChecks.numel(op, "bias", bias, OC, "OC", out_type);
+  kChecks.matmul_forward(out, inp, weight, bias, N, C, OC, kBf16, out_type);
   LtShape s;
   s.ta = CUBLAS_OP_T;
   s.tb = CUBLAS_OP_N;
@@ -169,14 +136,7 @@ void Bf16Ops::matmul_backward_dinp(const Tensor& dinp, const Tensor& dout, const
 void Bf16Ops::matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                               const Tensor& inp, const Tensor& weight, int N, int C, int OC) {
   const char* op = "matmul_backward";
-  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-  const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-  if (dinp) kChecks.numel(op, "dinp", dinp, NC, "N*C", kBf16);
-  kChecks.numel(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
-  if (dbias) kChecks.numel(op, "dbias", dbias, OC, "OC");
-  kChecks.numel(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC", kBf16);
-  kChecks.numel(op, "inp", inp, NC, "N*C", kBf16);
-  kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C", kBf16);
+  kChecks.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC, kBf16);
   if (dbias) check_chunks(op, N);
   if (dinp) matmul_backward_dinp(dinp, dout, weight, N, C, OC);
   // dweight[OC,C] += dout^T inp: column-major D[C,OC] += (inp stored C x N) (dout stored OC x N)^T,
@@ -207,13 +167,8 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data
 void Bf16Ops::matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Tensor& inp, const Tensor& weight,
                                   const Tensor& bias, int N, int C, int OC) {
   const char* op = "matmul_gelu_forward";
-  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+  kChecks.matmul_gelu_forward(out, pre, inp, weight, bias, N, C, OC, kBf16);
   const std::int64_t NOC = static_cast<std::int64_t>(N) * OC;
-  kChecks.numel(op, "out", out, NOC, "N*OC", kBf16);
-  kChecks.numel(op, "pre", pre, NOC, "N*OC", kBf16);
-  kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C", kBf16);
-  kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C", kBf16);
-  if (bias) kChecks.numel(op, "bias", bias, OC, "OC", kBf16);
   const auto separate = [&] {
     matmul_forward(pre, inp, weight, bias, N, C, OC);
     gelu_forward(out, pre, NOC);
@@ -252,10 +207,8 @@ void Bf16Ops::matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, co
                                    const Tensor& dout, const Tensor& inp, const Tensor& pre, const Tensor& weight,
                                    int N, int C, int OC) {
   const char* op = "matmul_gelu_backward";
-  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+  kChecks.matmul_gelu_backward(dpre, pre, N, C, OC, kBf16);
   const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-  kChecks.numel(op, "dpre", dpre, NC, "N*C", kBf16);
-  kChecks.numel(op, "pre", pre, NC, "N*C", kBf16);
   const auto separate = [&](bool parameter_gradients) {
     Tensor dinp = be_.allocate(pre.shape(), kBf16);
     if (parameter_gradients) {
@@ -287,36 +240,25 @@ void Bf16Ops::matmul_gelu_backward(const Tensor& dpre, const Tensor& dweight, co
 
 void Bf16Ops::gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N) {
   const char* op = "gelu_forward";
-  kChecks.dims(op, {{"N", N}});
-  kChecks.numel(op, "out", out, N, "N", kBf16);
-  kChecks.numel(op, "inp", inp, N, "N", kBf16);
+  kChecks.gelu_forward(out, inp, N, kBf16);
   check_cuda(gelu_forward_bf16(bf(out), bf(inp), N, stream_), op, "kernel launch");
 }
 
 void Bf16Ops::gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout, std::int64_t N) {
   const char* op = "gelu_backward";
-  kChecks.dims(op, {{"N", N}});
-  kChecks.numel(op, "dinp", dinp, N, "N", kBf16);
-  kChecks.numel(op, "inp", inp, N, "N", kBf16);
-  kChecks.numel(op, "dout", dout, N, "N", kBf16);
+  kChecks.gelu_backward(dinp, inp, dout, N, kBf16);
   check_cuda(gelu_backward_bf16(bf(dinp), bf(inp), bf(dout), N, stream_), op, "kernel launch");
 }
 
 void Bf16Ops::residual_forward(const Tensor& out, const Tensor& a, const Tensor& b, std::int64_t N) {
   const char* op = "residual_forward";
-  kChecks.dims(op, {{"N", N}});
-  kChecks.numel(op, "out", out, N, "N", kBf16);
-  kChecks.numel(op, "a", a, N, "N", kBf16);
-  kChecks.numel(op, "b", b, N, "N", kBf16);
+  kChecks.residual_forward(out, a, b, N, kBf16);
   check_cuda(residual_forward_bf16(bf(out), bf(a), bf(b), N, stream_), op, "kernel launch");
 }
 
 void Bf16Ops::dropout(const char* op, const char* out_name, const Tensor& out, const char* in_name,
                       const Tensor& inp, float p, RngKey key, std::int64_t N) {
-  kChecks.dims(op, {{"N", N}});
-  kChecks.numel(op, out_name, out, N, "N", kBf16);
-  kChecks.numel(op, in_name, inp, N, "N", kBf16);
-  if (!(p >= 0.0f && p < 1.0f)) kChecks.fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
+  kChecks.dropout(op, out_name, out, in_name, inp, p, N, kBf16);
   if (p == 0.0f) {
     if (out.data() != inp.data()) {
       check_cuda(cudaMemcpyAsync(out.data(), inp.data(), out.bytes(), cudaMemcpyDeviceToDevice, stream_), op,
@@ -330,12 +272,7 @@ void Bf16Ops::dropout(const char* op, const char* out_name, const Tensor& out, c
 void Bf16Ops::crossentropy_forward_backward(const Tensor& losses, const Tensor& dlogits, const Tensor& logits,
                                             const Tensor& targets, float dloss, int N, int V) {
   const char* op = "crossentropy_forward_backward";
-  kChecks.dims(op, {{"N", N}, {"V", V}});
-  const std::int64_t NV = static_cast<std::int64_t>(N) * V;
-  kChecks.numel(op, "losses", losses, N, "N");
-  if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V", kBf16);
-  kChecks.numel(op, "logits", logits, NV, "N*V", kBf16);
-  kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+  kChecks.crossentropy_forward_backward(losses, dlogits, logits, targets, N, V, kBf16);
   check_cuda(crossentropy_forward_backward_bf16(f32(losses), bf(dlogits), bf(logits), i32(targets), dloss, N, V,
                                                 error_word_, stream_),
              op, "kernel launch");

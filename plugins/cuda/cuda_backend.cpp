@@ -247,8 +247,7 @@ class CudaBackend final : public Backend {
   void copy_from_host(const Tensor& dst, const void* src) override {
     if (!dst) return;
     const char* op = "copy_from_host";
-    kChecks.tensor(op, "dst", dst, dst.dtype());
-    if (!src) kChecks.fail(op, "src is null");
+    kChecks.copy_from_host(dst, src);
     const OpTiming timing = enter(op);
     if (dst.bytes() <= gpu::UploadStaging::kSlotBytes) {
       check_cuda(upload_staging_.upload(dst.data(), src, dst.bytes(), stream_), op, "staged upload");
@@ -261,8 +260,7 @@ class CudaBackend final : public Backend {
   void copy_to_host(void* dst, const Tensor& src) override {
     if (!src) return;
     const char* op = "copy_to_host";
-    kChecks.tensor(op, "src", src, src.dtype());
-    if (!dst) kChecks.fail(op, "dst is null");
+    kChecks.copy_to_host(dst, src);
     const OpTiming timing = enter(op);
     check_cuda(cudaMemcpyAsync(dst, src.data(), src.bytes(), cudaMemcpyDeviceToHost, stream_), op, "cudaMemcpyAsync");
     sync(op);
@@ -270,13 +268,8 @@ class CudaBackend final : public Backend {
 
   void copy(const Tensor& dst, const Tensor& src) override {
     const char* op = "copy";
-    if (dst.bytes() != src.bytes()) {
-      kChecks.fail(op, "dst has " + std::to_string(dst.bytes()) + " bytes " + shape_string(dst.shape()) + ", src has " +
-                   std::to_string(src.bytes()) + " bytes " + shape_string(src.shape()));
-    }
+    kChecks.copy(dst, src);
     if (dst.bytes() == 0) return;
-    kChecks.tensor(op, "dst", dst, dst.dtype());
-    kChecks.tensor(op, "src", src, src.dtype());
     if (dst.data() == src.data()) return;
     const OpTiming timing = enter(op);
     const auto* d = static_cast<const char*>(dst.data());
@@ -325,12 +318,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->embedding_forward(out, tokens, wte, wpe, B, T, C);
     }
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "out", out, BT * C, "B*T*C");
-    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = kChecks.table_rows(op, "wte", wte, C);
-    if (kChecks.table_rows(op, "wpe", wpe, C) < T) kChecks.fail(op, "wpe has fewer than T = " + std::to_string(T) + " rows");
+    const auto vocab = kChecks.embedding_forward(out, tokens, wte, wpe, B, T, C);
     const OpTiming timing = enter(op);
     // Token ids live on the device: they are checked there, and reported at the next sync.
     check_cuda(gpu::embedding_forward(f32(out), i32(tokens), f32(wte), f32(wpe), B, T, C, vocab, error_word(),
@@ -345,14 +333,9 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
     }
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}});
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "dout", dout, BT * C, "B*T*C");
-    kChecks.numel(op, "tokens", tokens, BT, "B*T", DType::i32);
-    const auto vocab = kChecks.table_rows(op, "dwte", dwte, C);
-    if (kChecks.table_rows(op, "dwpe", dwpe, C) < T) kChecks.fail(op, "dwpe has fewer than T = " + std::to_string(T) + " rows");
+    const auto vocab = kChecks.embedding_backward(dwte, dwpe, dout, tokens, B, T, C);
     const OpTiming timing = enter(op);
-    const std::size_t bytes = gpu::embedding_backward_scratch_bytes(BT);
+    const std::size_t bytes = gpu::embedding_backward_scratch_bytes(static_cast<std::int64_t>(B) * T);
     Scratch scratch(pool_, bytes, op);
     check_cuda(gpu::embedding_backward(f32(dwte), f32(dwpe), f32(dout), i32(tokens), B, T, C, vocab,
                                        scratch.as<void>(), bytes, error_word(), stream_),
@@ -366,14 +349,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
     }
-    kChecks.dims(op, {{"N", N}, {"C", C}});
-    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    kChecks.numel(op, "out", out, NC, "N*C");
-    kChecks.numel(op, "mean", mean, N, "N");
-    kChecks.numel(op, "rstd", rstd, N, "N");
-    kChecks.numel(op, "inp", inp, NC, "N*C");
-    kChecks.numel(op, "weight", weight, C, "C");
-    kChecks.numel(op, "bias", bias, C, "C");
+    kChecks.layernorm_forward(out, mean, rstd, inp, weight, bias, N, C);
     const OpTiming timing = enter(op);
     check_cuda(gpu::layernorm_forward(f32(out), f32(mean), f32(rstd), f32(inp), f32(weight), f32(bias), N, C,
                                       stream_),
@@ -388,16 +364,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     }
-    kChecks.dims(op, {{"N", N}, {"C", C}});
-    const std::int64_t NC = static_cast<std::int64_t>(N) * C;
-    kChecks.numel(op, "dinp", dinp, NC, "N*C");
-    kChecks.numel(op, "dweight", dweight, C, "C");
-    kChecks.numel(op, "dbias", dbias, C, "C");
-    kChecks.numel(op, "dout", dout, NC, "N*C");
-    kChecks.numel(op, "inp", inp, NC, "N*C");
-    kChecks.numel(op, "weight", weight, C, "C");
-    kChecks.numel(op, "mean", mean, N, "N");
-    kChecks.numel(op, "rstd", rstd, N, "N");
+    kChecks.layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
     check_chunks(op, N);
     const OpTiming timing = enter(op);
     Scratch scratch(pool_, 2 * static_cast<std::size_t>(gpu::column_chunks(N)) * C * sizeof(float), op);
@@ -416,11 +383,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->matmul_forward(out, inp, weight, bias, N, C, OC);
     }
-    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    kChecks.numel(op, "out", out, static_cast<std::int64_t>(N) * OC, "N*OC");
-    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (bias) kChecks.numel(op, "bias", bias, OC, "OC");
+    kChecks.matmul_forward(out, inp, weight, bias, N, C, OC);
     const OpTiming timing = enter(op);
     gemm(op, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, 1.0f, f32(weight), C, f32(inp), C, 0.0f, f32(out), OC);
     if (bias) check_cuda(gpu::add_bias_rows(f32(out), f32(bias), N, OC, stream_), op, "bias kernel launch");
@@ -433,13 +396,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
     }
-    kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-    if (dinp) kChecks.numel(op, "dinp", dinp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "dweight", dweight, static_cast<std::int64_t>(OC) * C, "OC*C");
-    if (dbias) kChecks.numel(op, "dbias", dbias, OC, "OC");
-    kChecks.numel(op, "dout", dout, static_cast<std::int64_t>(N) * OC, "N*OC");
-    kChecks.numel(op, "inp", inp, static_cast<std::int64_t>(N) * C, "N*C");
-    kChecks.numel(op, "weight", weight, static_cast<std::int64_t>(OC) * C, "OC*C");
+    kChecks.matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
     if (dbias) check_chunks(op, N);
     const OpTiming timing = enter(op);
     // dinp[N, C] = dout[N, OC] @ W[OC, C]  ->  dinp^T = W^T dout^T.
@@ -460,10 +417,9 @@ class CudaBackend final : public Backend {
   void attention_forward(const Tensor& out, const Tensor& stats, const Tensor& qkv, int B, int T, int C,
                          int NH) override {
     const char* op = "attention_forward";
-    const DType dt = attention_dtype(op, qkv, B, T, C, NH);
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "out", out, BT * C, "B*T*C", dt);
-    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    const DType dt = attention_dtype(qkv);
+    kChecks.attention_forward(out, stats, qkv, B, T, C, NH, dt);
+    check_flash_attention(op, qkv, dt, B, C, NH);
     check_aligned(op, "out", out);
     const OpTiming timing = enter(op);
     check_cuda(gpu::flash_attention_forward(out.data(), f32(stats), qkv.data(), dt == DType::bf16, B, T, C, NH,
@@ -474,12 +430,9 @@ class CudaBackend final : public Backend {
   void attention_backward(const Tensor& dqkv, const Tensor& dout, const Tensor& qkv, const Tensor& out,
                           const Tensor& stats, int B, int T, int C, int NH) override {
     const char* op = "attention_backward";
-    const DType dt = attention_dtype(op, qkv, B, T, C, NH);
-    const std::int64_t BT = static_cast<std::int64_t>(B) * T;
-    kChecks.numel(op, "dqkv", dqkv, BT * 3 * C, "B*T*3C", dt);
-    kChecks.numel(op, "dout", dout, BT * C, "B*T*C", dt);
-    kChecks.numel(op, "out", out, BT * C, "B*T*C", dt);
-    kChecks.numel(op, "stats", stats, static_cast<std::int64_t>(B) * NH * T, "B*NH*T");
+    const DType dt = attention_dtype(qkv);
+    kChecks.attention_backward(dqkv, dout, qkv, out, stats, B, T, C, NH, dt);
+    check_flash_attention(op, qkv, dt, B, C, NH);
     check_aligned(op, "dqkv", dqkv);
     check_aligned(op, "dout", dout);
     const OpTiming timing = enter(op);
@@ -515,9 +468,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->gelu_forward(out, inp, N);
     }
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "out", out, N, "N");
-    kChecks.numel(op, "inp", inp, N, "N");
+    kChecks.gelu_forward(out, inp, N);
     const OpTiming timing = enter(op);
     check_cuda(gpu::gelu_forward(f32(out), f32(inp), N, stream_), op, "kernel launch");
   }
@@ -528,10 +479,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->gelu_backward(dinp, inp, dout, N);
     }
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "dinp", dinp, N, "N");
-    kChecks.numel(op, "inp", inp, N, "N");
-    kChecks.numel(op, "dout", dout, N, "N");
+    kChecks.gelu_backward(dinp, inp, dout, N);
     const OpTiming timing = enter(op);
     check_cuda(gpu::gelu_backward(f32(dinp), f32(inp), f32(dout), N, stream_), op, "kernel launch");
   }
@@ -542,10 +490,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->residual_forward(out, a, b, N);
     }
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "out", out, N, "N");
-    kChecks.numel(op, "a", a, N, "N");
-    kChecks.numel(op, "b", b, N, "N");
+    kChecks.residual_forward(out, a, b, N);
     const OpTiming timing = enter(op);
     check_cuda(gpu::residual_forward(f32(out), f32(a), f32(b), N, stream_), op, "kernel launch");
   }
@@ -560,17 +505,14 @@ class CudaBackend final : public Backend {
 
   void axpby(const Tensor& y, float a, const Tensor& x, float b, std::int64_t N) override {
     const char* op = "axpby";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "y", y, N, "N");
-    kChecks.numel(op, "x", x, N, "N");
+    kChecks.axpby(y, x, N);
     const OpTiming timing = enter(op);
     check_cuda(gpu::axpby(f32(y), a, f32(x), b, N, stream_), op, "kernel launch");
   }
 
   double sum_squares(const Tensor& x, std::int64_t N) override {
     const char* op = "sum_squares";
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, "x", x, N, "N");
+    kChecks.sum_squares(x, N);
     if (gpu::sum_squares_partials(N) > 0x7fffffff) kChecks.fail(op, "N is too large for one grid");
     const OpTiming timing = enter(op);
     Scratch scratch(pool_, static_cast<std::size_t>(gpu::sum_squares_partials(N) + 1) * sizeof(double), op);
@@ -640,12 +582,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->crossentropy_forward_backward(losses, dlogits, logits, targets, dloss, N, V);
     }
-    kChecks.dims(op, {{"N", N}, {"V", V}});
-    const std::int64_t NV = static_cast<std::int64_t>(N) * V;
-    kChecks.numel(op, "losses", losses, N, "N");
-    if (dlogits) kChecks.numel(op, "dlogits", dlogits, NV, "N*V");
-    kChecks.numel(op, "logits", logits, NV, "N*V");
-    kChecks.numel(op, "targets", targets, N, "N", DType::i32);
+    kChecks.crossentropy_forward_backward(losses, dlogits, logits, targets, N, V);
     const OpTiming timing = enter(op);
     check_cuda(gpu::crossentropy_forward_backward(f32(losses), f32(dlogits), f32(logits), i32(targets), dloss, N, V,
                                                   error_word(), stream_),
@@ -695,10 +632,7 @@ class CudaBackend final : public Backend {
     adamw_host_.clear();
     for (const auto& x : tensors) {
       const std::int64_t N = x.param.numel();
-      kChecks.numel(op, "param", x.param, N, "N");
-      kChecks.numel(op, "grad", x.grad, N, "N");
-      kChecks.numel(op, "m", x.m, N, "N");
-      kChecks.numel(op, "v", x.v, N, "N");
+      kChecks.adamw_tensors(op, x.param, x.grad, x.m, x.v, N);
       for (std::int64_t at = 0; at < N; at += gpu::kAdamWChunk) {
         adamw_host_.push_back({f32(x.param) + at, f32(x.grad) + at, f32(x.m) + at, f32(x.v) + at,
                                std::min(gpu::kAdamWChunk, N - at), x.weight_decay});
@@ -729,11 +663,7 @@ class CudaBackend final : public Backend {
   void adamw_update(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, std::int64_t N,
                     float lr, float beta1, float beta2, float eps, float weight_decay, std::int64_t t) override {
     const char* op = "adamw_update";
-    kChecks.dims(op, {{"N", N}, {"t", t}});
-    kChecks.numel(op, "param", param, N, "N");
-    kChecks.numel(op, "grad", grad, N, "N");
-    kChecks.numel(op, "m", m, N, "N");
-    kChecks.numel(op, "v", v, N, "N");
+    kChecks.adamw_update(param, grad, m, v, N, t);
     const OpTiming timing = enter(op);
     // As the cpu backend: the corrections in double, since b^t loses digits in float.
     const float c1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t)));
@@ -761,11 +691,7 @@ class CudaBackend final : public Backend {
   void convert_f64(const Tensor& dst, const Tensor& src) {
     const char* op = "convert";
     const bool narrow = dst && dst.dtype() == DType::f32;
-    kChecks.tensor(op, "dst", dst, narrow ? DType::f32 : DType::f64);
-    kChecks.tensor(op, "src", src, narrow ? DType::f64 : DType::f32);
-    if (dst.numel() != src.numel()) {
-      kChecks.fail(op, "dst has " + std::to_string(dst.numel()) + " elements, src has " + std::to_string(src.numel()));
-    }
+    kChecks.convert(dst, narrow ? DType::f32 : DType::f64, src, narrow ? DType::f64 : DType::f32);
     if (dst.numel() == 0) return;
     check_cuda(narrow ? gpu::convert_f64_to_f32(f32(dst), src.data_as<double>(), dst.numel(), stream_)
                       : gpu::convert_f32_to_f64(dst.data_as<double>(), f32(src), dst.numel(), stream_),
@@ -797,21 +723,22 @@ class CudaBackend final : public Backend {
                  op, "cublasSgemm");
   }
 
-  // Checks the shape and qkv, and returns the dtype every activation of the op must have.
-  static DType attention_dtype(const char* op, const Tensor& qkv, int B, int T, int C, int NH) {
-    kChecks.dims(op, {{"B", B}, {"T", T}, {"C", C}, {"NH", NH}});
-    if (C % NH != 0) kChecks.fail(op, "C = " + std::to_string(C) + " is not divisible by NH = " + std::to_string(NH));
+  // The dtype every activation of an attention op must have: qkv's (f32 or bf16).
+  static DType attention_dtype(const Tensor& qkv) {
+    return qkv && qkv.dtype() == DType::bf16 ? DType::bf16 : DType::f32;
+  }
+
+  // What the flash kernels add to the shared checks (after them: dims positive, C % NH == 0,
+  // qkv of the right size): the grid limit, the head sizes they handle, qkv's alignment.
+  static void check_flash_attention(const char* op, const Tensor& qkv, DType dt, int B, int C, int NH) {
     if (B * static_cast<std::int64_t>(NH) > 65535) {
       kChecks.fail(op, "B*NH = " + std::to_string(B * static_cast<std::int64_t>(NH)) + " is more than one grid handles (65535)");
     }
-    const DType dt = qkv && qkv.dtype() == DType::bf16 ? DType::bf16 : DType::f32;
-    kChecks.numel(op, "qkv", qkv, static_cast<std::int64_t>(B) * T * 3 * C, "B*T*3C", dt);
     if (const char* why = gpu::flash_attention_refusal(C / NH, dt == DType::bf16)) {
       kChecks.fail(op, std::string(why) + "; got C = " + std::to_string(C) + ", NH = " + std::to_string(NH) +
                            " (head size " + std::to_string(C / NH) + ")");
     }
     check_aligned(op, "qkv", qkv);
-    return dt;
   }
 
   // The bf16 kernels copy 16-byte pieces; pool blocks are 512-byte aligned, views may not be.
@@ -831,10 +758,7 @@ class CudaBackend final : public Backend {
       const OpTiming timing = enter(op);
       return bf16_->dropout(op, out_name, out, in_name, inp, p, key, N);
     }
-    kChecks.dims(op, {{"N", N}});
-    kChecks.numel(op, out_name, out, N, "N");
-    kChecks.numel(op, in_name, inp, N, "N");
-    if (!(p >= 0.0f && p < 1.0f)) kChecks.fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
+    kChecks.dropout(op, out_name, out, in_name, inp, p, N);
     const OpTiming timing = enter(op);
     if (p == 0.0f) {
       if (out.data() != inp.data()) {
