@@ -164,7 +164,15 @@ double PipelineExecutor::forward(int micro, int chunk) {
     f.dresid = backend_.allocate(model_.residual_shape(shape_), params_.compute_dtype());
     workspace_.add(f.dresid.bytes());
     edge_->begin_pass(false);
-    loss_ += model_.head_forward_backward(d.ctx, shape_, f.xs.back(), d.targets, dloss_, f.dresid, *edge_);
+    // The loss stays on the device until the step's end (one host read, not one per micro-batch).
+    if (!loss_on_device_) {
+      loss_on_device_ = backend_.allocate({1}, DType::f64);
+      backend_.fill_zero(loss_on_device_);
+    }
+    if (!model_.head_forward_backward_on_device(d.ctx, shape_, f.xs.back(), d.targets, dloss_, f.dresid, *edge_,
+                                                loss_on_device_, 1.0)) {
+      loss_ += model_.head_forward_backward(d.ctx, shape_, f.xs.back(), d.targets, dloss_, f.dresid, *edge_);
+    }
     edge_->end_pass();
     release(f.xs.back());
     f.xs.pop_back();
@@ -229,6 +237,7 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
   source_ = &source;
   dloss_ = dloss;
   loss_ = 0;
+  loss_on_device_ = Tensor();
   micro_batches_ = schedule_.micro_batches;
   const auto& actions = schedule_.ranks[static_cast<std::size_t>(rank_)];
   times_ = PipelineStepTimes{};
@@ -284,6 +293,12 @@ double PipelineExecutor::train(const MicroBatchSource& source, float dloss) {
     throw std::logic_error("pipeline: step ended with data in flight");
   }
   micro_.clear();
+  if (loss_on_device_) {
+    double on_device = 0;
+    backend_.copy_to_host(&on_device, loss_on_device_);
+    loss_ += on_device;
+    loss_on_device_ = Tensor();
+  }
   // The step's pipeline ends when the slowest stage is done: what a rank waits for here is
   // bubble too (the first stage's last backward, the last stage's idle tail).
   pp_.barrier();

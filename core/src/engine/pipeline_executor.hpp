@@ -136,6 +136,7 @@ class PipelineExecutor {
   const MicroBatchSource* source_ = nullptr;
   float dloss_ = 0;
   double loss_ = 0;
+  Tensor loss_on_device_;  // f64 [1]: the last stage's summed loss, read once per step
   int micro_batches_ = 0;
   PipelineStepTimes times_;
 };
