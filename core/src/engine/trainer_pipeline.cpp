@@ -49,7 +49,12 @@ double Trainer::pipeline_micro_batches(float dloss) {
 
 double Trainer::pipeline_grad_sum_squares() {
   auto& layout = *components_.layout;
-  const double stage = layout.grad_sum_squares();
+  auto& backend = *components_.backend;
+  // The stage's squared norm in one device reduction and one read (not one read per unit).
+  Tensor on_device = backend.allocate({1}, DType::f64);
+  layout.grad_sum_squares_on_device(on_device, backend);
+  double stage = 0;
+  backend.copy_to_host(&stage, on_device);
   const double duplicate = pipeline_->duplicate_grad_sum_squares(layout.optimizer_targets(), dp_.get());
   return pipeline_->sum_over_stages(stage - duplicate);
 }
