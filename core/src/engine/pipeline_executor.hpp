@@ -13,6 +13,7 @@
 #include "engine/activation_store.hpp"
 #include "engine/forward_backward.hpp"
 #include "engine/memory_meter.hpp"
+#include "pipeline/message.hpp"
 #include "pipeline/stage_plan.hpp"
 #include "trainer/backend.hpp"
 #include "trainer/comm.hpp"
@@ -74,13 +75,7 @@ class PipelineExecutor {
   ActivationMemory memory() const { return {saved_.peak(), workspace_.peak()}; }
 
  private:
-  struct Message {
-    bool activation;
-    int micro;
-    int from_chunk;
-    auto key() const { return std::tuple(activation, micro, from_chunk); }
-    bool operator<(const Message& o) const { return key() < o.key(); }
-  };
+  using Message = pipeline::Message;
   struct InFlight {  // one micro-batch on one chunk, from its forward to its backward
     std::vector<Tensor> xs;  // each block's input; the chunk's output until it is sent
     std::vector<std::unique_ptr<BlockActivationStore>> acts;

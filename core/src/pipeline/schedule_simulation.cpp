@@ -1,5 +1,7 @@
 #include "pipeline/schedule_simulation.hpp"
 
+#include "pipeline/message.hpp"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -15,15 +17,6 @@ using Kind = PipelineAction::Kind;
 bool is_send(Kind k) { return k == Kind::send_activation || k == Kind::send_gradient; }
 bool is_recv(Kind k) { return k == Kind::recv_activation || k == Kind::recv_gradient; }
 
-// A transfer, named by the chunk that produced it: an activation leaves chunk c forward,
-// a gradient leaves chunk c backward.
-struct Message {
-  bool activation;
-  int micro;
-  int from_chunk;
-  auto key() const { return std::tuple(activation, micro, from_chunk); }
-  bool operator<(const Message& o) const { return key() < o.key(); }
-};
 
 Message sent(const PipelineAction& a) { return {a.kind == Kind::send_activation, a.micro, a.chunk}; }
 Message awaited(const PipelineAction& a) {

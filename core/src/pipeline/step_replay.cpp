@@ -1,5 +1,7 @@
 #include "pipeline/step_replay.hpp"
 
+#include "pipeline/message.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -11,13 +13,6 @@ namespace {
 
 using Kind = PipelineAction::Kind;
 
-struct Message {
-  bool activation;
-  int micro;
-  int from_chunk;
-  auto key() const { return std::tuple(activation, micro, from_chunk); }
-  bool operator<(const Message& o) const { return key() < o.key(); }
-};
 
 // One message of the step: who sent it to whom, when it started on its way (sender's
 // clock), when the receiver asked for it and had it (receiver's clock).
