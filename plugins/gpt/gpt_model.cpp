@@ -334,14 +334,7 @@ double GptModel::head(BatchShape s, const Tensor& x, const Tensor& targets, floa
       for (float l : host) sum += l;
     }
   } else {
-    sum = tp_->vocab_cross_entropy(dx ? logits : Tensor(), logits, targets, dloss, N, V);
-    if (loss_sum) {
-      // The vocabulary-parallel loss comes back to the host; it joins the device sum as it is.
-      Tensor value = be_.allocate({1}, trainer::DType::f64);
-      be_.copy_from_host(value, &sum);
-      be_.accumulate_sum(loss_sum, value, 1, loss_scale);
-      sum = 0;
-    }
+    sum = tp_->vocab_cross_entropy(dx ? logits : Tensor(), logits, targets, dloss, N, V, loss_sum, loss_scale);
   }
   if (dx) {
     Tensor dlnf = acts.scratch({rows, C}, act_);

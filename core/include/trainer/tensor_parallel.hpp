@@ -89,8 +89,10 @@ class TensorParallel {
   // are combined over the group. Returns the summed loss over the N rows (targets < 0 are
   // ignored), the same on every rank. If dlogits is not empty it receives
   // (softmax - onehot) * dloss for this rank's columns (it may alias logits).
+  // With loss_sum (f64 [1] on the device) the loss is added to it, times loss_scale, without a
+  // host read (Backend::accumulate_sum), and 0 is returned.
   double vocab_cross_entropy(const Tensor& dlogits, const Tensor& logits, const Tensor& targets, float dloss,
-                             int N, int V) const;
+                             int N, int V, const Tensor& loss_sum = Tensor(), double loss_scale = 1.0) const;
 
  private:
   Tensor shard_tokens(const Tensor& tokens, int n, int V) const;  // local ids; out-of-shard -> V/tp

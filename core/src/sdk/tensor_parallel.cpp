@@ -157,7 +157,8 @@ void TensorParallel::vocab_embedding_backward(const Tensor& dwte_shard, const Te
 }
 
 double TensorParallel::vocab_cross_entropy(const Tensor& dlogits, const Tensor& logits, const Tensor& targets,
-                                           float dloss, int N, int V) const {
+                                           float dloss, int N, int V, const Tensor& loss_sum,
+                                           double loss_scale) const {
   const int local_v = V / p_.tp_size, first = p_.tp_rank * local_v;
   // Three numbers per row leave the rank (its shard's max, sum of exponentials and target
   // logit), never the [N, V/tp] logits; every rank combines them in the same order.
@@ -170,6 +171,10 @@ double TensorParallel::vocab_cross_entropy(const Tensor& dlogits, const Tensor& 
   }
   Tensor losses = be_.allocate({N}, DType::f32);
   be_.crossentropy_shard_finish(losses, dlogits, logits, targets, all, p_.tp_size, first, dloss, N, local_v);
+  if (loss_sum) {
+    be_.accumulate_sum(loss_sum, losses, N, loss_scale);
+    return 0.0;
+  }
   std::vector<float> host(static_cast<std::size_t>(N));
   be_.copy_to_host(host.data(), losses);
   double loss = 0;
