@@ -5,14 +5,9 @@
 # good checkpoint, says why naming the file, and, under `failure: restart`, the run ends
 # bitwise where an uninterrupted run ends.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 
 tiny_gpt_recipe r.yaml <<YAML
 train: {steps: 10, micro_batch: 2, global_batch: 4, log_every: 1, eval_every: 1000, eval_batches: 1}

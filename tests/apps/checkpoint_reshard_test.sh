@@ -8,14 +8,9 @@
 # a rollback under tp x pp reloads the checkpoint in process, and that `trainer sample` reads
 # a tp x pp checkpoint.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 # Steps from..to of two loss lists agree within a relative tolerance.
 close_losses() {
   awk -v from="$3" -v to="$4" -v tol="$5" 'NR == FNR { a[$1] = $2; next }

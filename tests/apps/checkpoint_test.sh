@@ -4,14 +4,9 @@
 # the dp=4 run's losses (1e-5 relative); a damaged or uncommitted newest checkpoint falls
 # back to the previous good one with a warning naming the file; `checkpoint inspect`.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 # Steps from..to of two loss lists agree within a relative tolerance.
 close_losses() {
   awk -v from="$3" -v to="$4" -v tol="$5" 'NR == FNR { a[$1] = $2; next }

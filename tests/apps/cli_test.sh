@@ -2,13 +2,8 @@
 # The `trainer` command line as a user meets it: exit codes, error reports that point at
 # file:line:column with a suggestion, a broken recipe never starting, validate's output.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-source "$src/tests/support/shell_checks.sh"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 
 # --- a recipe with three errors: all reported at once, exit 2, nothing run ---
 cat > broken.yaml <<'YAML'

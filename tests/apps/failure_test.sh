@@ -4,14 +4,9 @@
 # ends; under `abort` the job fails naming the rank; an injected NaN skips exactly its
 # step's update; three bad steps in a row abort the run with status 3.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 
 # tiny-gpt sized (configs/sweeps/tiny-gpt.yaml), one micro-batch per rank per step.
 tiny_gpt_recipe r.yaml <<YAML

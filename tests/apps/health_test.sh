@@ -6,14 +6,9 @@
 # or rolled back; a NaN under on_nonfinite: rollback is rolled back. A clean run with the
 # same checks on raises none of them.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 
 # tiny-gpt sized (configs/sweeps/tiny-gpt.yaml), one micro-batch per rank per step.
 tiny_gpt_recipe r.yaml <<YAML

@@ -6,13 +6,8 @@
 # check can fail: with stages cut unevenly on purpose, the unit-cost prediction (which
 # assumes equal stages) misses the measured bubble by far more than 20%, the replay does not.
 set -euo pipefail
-src=$1
-build=$2
-source "$src/tests/support/shell_checks.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-trainer="$build/bin/trainer"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 
 # Micro-batches big enough that computing dominates a 2-core machine's scheduling noise, one
 # compute thread per process, 4 micro-batches per step (a bubble of 11-43%), 6 steps (the

@@ -5,13 +5,8 @@
 # what a pipelined run logs: 1f1b holds at most pp micro-batches in flight per stage,
 # gpipe all of them, and the measured bubble is reported next to the predicted one.
 set -euo pipefail
-src=$1
-build=$2
-source "$src/tests/support/shell_checks.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-trainer="$build/bin/trainer"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 
 "$trainer" sweep "$src/configs/sweeps/pipeline-parallel.yaml" > sweep.txt || true
 check "sweep: 13 points, all within 1e-5 of one process" grep -q "13 points: 13 ok, 0 FAIL, 0 ERROR" runs/sweep-pipeline-parallel/results.md

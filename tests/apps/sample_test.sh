@@ -6,14 +6,9 @@
 # what cannot be sampled (no run, no checkpoint, a prompt the tokenizer cannot encode) is
 # refused with a clear message.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 
 sentence="the quick brown fox jumps over the lazy dog. "
 for i in $(seq 400); do printf '%s' "$sentence"; done > text.txt

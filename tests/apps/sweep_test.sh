@@ -3,13 +3,8 @@
 # micro-batch sizes (losses must match the baseline), an expectation that cannot hold, a
 # point that cannot run, and a broken sweep file.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-source "$src/tests/support/shell_checks.sh"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 
 # The data is written once, before the sweep: concurrent points must not race to create it.
 "$trainer" data synth --out data --vocab 32 --branching 2 --train-tokens 20000 --val-tokens 4000 > /dev/null

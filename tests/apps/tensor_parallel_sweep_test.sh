@@ -4,13 +4,8 @@
 # parameters, each rank holding 1/tp of the split weights (configs/sweeps/tensor-parallel.yaml);
 # and the recipe checks that refuse what tensor parallel cannot split.
 set -uo pipefail
-src=$1
-build=$2
-source "$src/tests/support/shell_checks.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-trainer="$build/bin/trainer"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 
 "$trainer" sweep "$src/configs/sweeps/tensor-parallel.yaml"
 check "sweep: every point within tolerance" grep -q "10 points: 10 ok, 0 FAIL, 0 ERROR" runs/sweep-tensor-parallel/results.md

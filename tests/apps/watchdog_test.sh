@@ -5,14 +5,9 @@
 # and finishes. A worker stopped with SIGSTOP is noticed within the heartbeat timeout and
 # named.
 set -uo pipefail
-src=$1
-build=$2
-trainer="$build/bin/trainer"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$1/tests/support/shell_checks.sh"
+scratch_test "$@"
 export OMP_NUM_THREADS=1
-source "$src/tests/support/shell_checks.sh"
 
 tiny_gpt_recipe r.yaml <<YAML
 train: {steps: 40, micro_batch: 1, global_batch: 12, log_every: 10, eval_every: 1000, eval_batches: 1}

@@ -1,4 +1,6 @@
 # Sourced by the shell-level tests (tests/apps/*_test.sh).
+#   scratch_test SRC BUILD    sets src, build and trainer ($build/bin/trainer), and makes
+#                             work, a temporary folder removed at exit, the current directory
 #   check "what" command...   runs the command; records a failure without stopping the test
 #   finish                    ends the test: exit 1 if any check failed
 #   losses METRICS.jsonl      "step loss" per line; for a step logged twice (a resumed run
@@ -7,6 +9,15 @@
 #                             optimizer the multi-process tests share, then stdin's sections
 
 failures=0
+
+scratch_test() {
+  src=$1
+  build=$2
+  trainer="$build/bin/trainer"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cd "$work" || exit 1
+}
 
 check() {
   local what=$1; shift
