@@ -55,9 +55,30 @@ int padded_head(int hs, bool bf16) {
 
 float scale_of(int hs) { return 1.0f / std::sqrt(static_cast<float>(hs)); }
 constexpr float kLog2e = 1.4426950408889634f;
-// Warps per bf16 block, each owning 16 rows of the block's tile. 8 (128-row tiles, half the
-// tile traffic) measured no faster forward and 11% slower backward on an H200 at GPT-2's shape.
+// Warps per bf16 block. (8 warps of 16 rows measured no faster forward and 11% slower backward
+// than 4 on an H200 at GPT-2's shape.)
 constexpr int kWarps = 4;
+// Row tiles per warp (M: 16*M rows) and the backward's walk step (N rows of the other side at a
+// time), by padded head size. M = 2 halves the shared-memory reads per product; at D = 128 its
+// accumulators would not fit the registers. The backward walks 32 rows at a time at M = 2 so
+// that P and dS fit beside the dK/dV (or dQ) accumulators.
+// The TRAINER_FLASH_* macros exist to measure other shapes with the attention benchmark
+// (plugins/cuda/bench); the build never sets them.
+#ifndef TRAINER_FLASH_FWD_M
+#define TRAINER_FLASH_FWD_M 2
+#endif
+#ifndef TRAINER_FLASH_BWD_M
+#define TRAINER_FLASH_BWD_M 2
+#endif
+#ifndef TRAINER_FLASH_BWD_N
+#define TRAINER_FLASH_BWD_N 32
+#endif
+template <int D>
+struct BlockShape {
+  static constexpr int kForwardM = D <= 64 ? TRAINER_FLASH_FWD_M : 1;
+  static constexpr int kM = D <= 64 ? TRAINER_FLASH_BWD_M : 1;
+  static constexpr int kN = D <= 64 ? TRAINER_FLASH_BWD_N : 64;
+};
 
 template <class Kernel>
 cudaError_t allow_smem(Kernel kernel, int bytes) {
@@ -65,42 +86,33 @@ cudaError_t allow_smem(Kernel kernel, int bytes) {
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
 }
 
-template <int D, int W>
+template <int D>
 cudaError_t forward_bf16(bf16* out, float* lse, const bf16* qkv, int B, int T, int C, int NH, cudaStream_t s) {
+  constexpr int W = kWarps, M = BlockShape<D>::kForwardM, kRows = 16 * M * W;
   const int hs = C / NH;
-  const int smem = flash::forward_smem<D, W>();
-  if (cudaError_t e = allow_smem(flash::flash_forward_bf16<D, W>, smem); e != cudaSuccess) return e;
-  const dim3 grid((T + 16 * W - 1) / (16 * W), B * NH);
-  flash::flash_forward_bf16<D, W><<<grid, 32 * W, smem, s>>>(out, lse, qkv, T, C, NH, hs, scale_of(hs) * kLog2e);
+  const int smem = flash::forward_smem<D, W, M>();
+  if (cudaError_t e = allow_smem(flash::flash_forward_bf16<D, W, M>, smem); e != cudaSuccess) return e;
+  const dim3 grid((T + kRows - 1) / kRows, B * NH);
+  flash::flash_forward_bf16<D, W, M><<<grid, 32 * W, smem, s>>>(out, lse, qkv, T, C, NH, hs, scale_of(hs) * kLog2e);
   return cudaGetLastError();
 }
 
-template <int D, int W>
+template <int D>
 cudaError_t backward_bf16(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv, const float* lse, int B,
                           int T, int C, int NH, cudaStream_t s) {
+  constexpr int W = kWarps, M = BlockShape<D>::kM, N = BlockShape<D>::kN, kRows = 16 * M * W;
   const int hs = C / NH;
-  const int smem = flash::backward_smem<D, W>();
-  if (cudaError_t e = allow_smem(flash::flash_backward_dkdv_bf16<D, W>, smem); e != cudaSuccess) return e;
-  if (cudaError_t e = allow_smem(flash::flash_backward_dq_bf16<D, W>, smem); e != cudaSuccess) return e;
-  const dim3 grid((T + 16 * W - 1) / (16 * W), B * NH);
+  const int smem = flash::backward_smem<D, W, M>();
+  if (cudaError_t e = allow_smem(flash::flash_backward_dkdv_bf16<D, W, M, N>, smem); e != cudaSuccess) return e;
+  if (cudaError_t e = allow_smem(flash::flash_backward_dq_bf16<D, W, M, N>, smem); e != cudaSuccess) return e;
+  const dim3 grid((T + kRows - 1) / kRows, B * NH);
   const float scale = scale_of(hs);
-  flash::flash_backward_dkdv_bf16<D, W><<<grid, 32 * W, smem, s>>>(dqkv, dout, qkv, lse, delta, T, C, NH, hs,
-                                                                   scale * kLog2e, scale);
+  flash::flash_backward_dkdv_bf16<D, W, M, N><<<grid, 32 * W, smem, s>>>(dqkv, dout, qkv, lse, delta, T, C, NH, hs,
+                                                                         scale * kLog2e, scale);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  flash::flash_backward_dq_bf16<D, W><<<grid, 32 * W, smem, s>>>(dqkv, dout, qkv, lse, delta, T, C, NH, hs,
-                                                                 scale * kLog2e, scale);
+  flash::flash_backward_dq_bf16<D, W, M, N><<<grid, 32 * W, smem, s>>>(dqkv, dout, qkv, lse, delta, T, C, NH, hs,
+                                                                       scale * kLog2e, scale);
   return cudaGetLastError();
-}
-
-template <int D>
-cudaError_t forward_bf16(bf16* out, float* lse, const bf16* qkv, int B, int T, int C, int NH, cudaStream_t s) {
-  return forward_bf16<D, kWarps>(out, lse, qkv, B, T, C, NH, s);
-}
-
-template <int D>
-cudaError_t backward_bf16(bf16* dqkv, const float* delta, const bf16* dout, const bf16* qkv, const float* lse, int B,
-                          int T, int C, int NH, cudaStream_t s) {
-  return backward_bf16<D, kWarps>(dqkv, delta, dout, qkv, lse, B, T, C, NH, s);
 }
 
 template <int D>

@@ -2,8 +2,11 @@
 // included only by flash_attention.cu: flash_forward_bf16, flash_backward_dkdv_bf16,
 // flash_backward_dq_bf16 and their shared-memory sizes.
 //
-// A block is W warps; each warp owns 16 rows of the block's tile of 16*W queries (forward,
-// dQ) or keys (dK/dV), and the block walks the other side in tiles of 64.
+// A block is W warps; each warp owns 16*M rows (M m-tiles of 16) of the block's tile of
+// 16*M*W queries (forward, dQ) or keys (dK/dV), and the block walks the other side in tiles of
+// 64, taken N rows at a time (N = 64 or 32: fewer live registers in the backward). With M = 2
+// each B fragment read from shared memory feeds two products instead of one; at M = 1 the
+// kernels were bound by ldmatrix traffic (one 16x8x16 product per 256 bytes read).
 // Tiles are copied global -> shared with cp.async (16-byte pieces, zero-filled past T and
 // past the head size), two stages deep so the next tile's copy overlaps this tile's math.
 // Shared rows are padded by 16 bytes, which makes every ldmatrix conflict-free. Operand
@@ -60,6 +63,15 @@ __device__ inline void mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// 2^x by the special-function unit alone (ex2.approx, flush-to-zero: 2^-inf = 0, rel. error
+// ~2^-22, far below bf16's 2^-8): exp2f adds range handling around it that costs issue slots
+// in the softmax, the part of the loop that is not a tensor-core product.
+__device__ inline float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 __device__ inline unsigned pack(float lo, float hi) {
   __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<unsigned*>(&v);
@@ -100,36 +112,52 @@ __device__ inline void frag_b_kn(unsigned (&b)[4], const bf16* s, int k0, int n0
   ldsm_x4_trans(b, s + r * Tile<D>::kStride + n0 + (lane >> 4) * 8);
 }
 
-// acc[16 x 64] += A[16 x D] * tile^T, the tile stored [64][D] (scores S = Q K^T and the like).
-template <int D>
-__device__ inline void rows_times_tile_t(float (&acc)[8][4], const bf16* sa, int row0, const bf16* tile, int lane) {
+// acc[16M x N] += A[16M x D] * tile^T, A being rows row0.. of sa, the tile stored [N][D]
+// (scores S = Q K^T and the like). Each B fragment is read once for the M row tiles.
+template <int D, int M, int N>
+__device__ inline void rows_times_tile_t(float (&acc)[M][N / 8][4], const bf16* sa, int row0, const bf16* tile,
+                                         int lane) {
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
-    unsigned a[4];
-    frag_a<D>(a, sa, row0, kk, lane);
+    unsigned a[M][4];
 #pragma unroll
-    for (int np = 0; np < 4; ++np) {
+    for (int mi = 0; mi < M; ++mi) frag_a<D>(a[mi], sa, row0 + 16 * mi, kk, lane);
+#pragma unroll
+    for (int np = 0; np < N / 16; ++np) {
       unsigned b[4];
       frag_b_nk<D>(b, tile, np * 16, kk, lane);
-      mma(acc[2 * np], a, b[0], b[1]);
-      mma(acc[2 * np + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi) {
+        mma(acc[mi][2 * np], a[mi], b[0], b[1]);
+        mma(acc[mi][2 * np + 1], a[mi], b[2], b[3]);
+      }
     }
   }
 }
 
-// acc[16 x D] += P[16 x 64] * tile, P given as f32 accumulator fragments, the tile [64][D].
-template <int D>
-__device__ inline void probs_times_tile(float (&acc)[D / 8][4], const float (&p)[8][4], const bf16* tile, int lane) {
+// acc[16M x D] += P[16M x N] * tile, P given as f32 accumulator fragments, the tile [N][D].
+template <int D, int M, int N>
+__device__ inline void probs_times_tile(float (&acc)[M][D / 8][4], const float (&p)[M][N / 8][4], const bf16* tile,
+                                        int lane) {
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    const unsigned a[4] = {pack(p[2 * kk][0], p[2 * kk][1]), pack(p[2 * kk][2], p[2 * kk][3]),
-                           pack(p[2 * kk + 1][0], p[2 * kk + 1][1]), pack(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+  for (int kk = 0; kk < N / 16; ++kk) {
+    unsigned a[M][4];
+#pragma unroll
+    for (int mi = 0; mi < M; ++mi) {
+      a[mi][0] = pack(p[mi][2 * kk][0], p[mi][2 * kk][1]);
+      a[mi][1] = pack(p[mi][2 * kk][2], p[mi][2 * kk][3]);
+      a[mi][2] = pack(p[mi][2 * kk + 1][0], p[mi][2 * kk + 1][1]);
+      a[mi][3] = pack(p[mi][2 * kk + 1][2], p[mi][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int dp = 0; dp < D / 16; ++dp) {
       unsigned b[4];
       frag_b_kn<D>(b, tile, kk * 16, dp * 16, lane);
-      mma(acc[2 * dp], a, b[0], b[1]);
-      mma(acc[2 * dp + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mi = 0; mi < M; ++mi) {
+        mma(acc[mi][2 * dp], a[mi], b[0], b[1]);
+        mma(acc[mi][2 * dp + 1], a[mi], b[2], b[3]);
+      }
     }
   }
 }
@@ -153,18 +181,18 @@ __device__ inline void store_rows(bf16* g, std::int64_t ld, const float (&acc)[D
   }
 }
 
-// Shared memory of each kernel: its own 16*W-row tile(s) plus two stages of two 64-row tiles.
-template <int D, int W>
-constexpr int forward_smem() { return (16 * W + 4 * kTile) * Tile<D>::kStride * 2; }  // Q; K, V x2
-template <int D, int W>
-constexpr int backward_smem() { return (2 * 16 * W + 4 * kTile) * Tile<D>::kStride * 2 + 2 * kTile * 4; }
+// Shared memory of each kernel: its own 16*M*W-row tile(s) plus two stages of two 64-row tiles.
+template <int D, int W, int M>
+constexpr int forward_smem() { return (16 * M * W + 4 * kTile) * Tile<D>::kStride * 2; }  // Q; K, V x2
+template <int D, int W, int M>
+constexpr int backward_smem() { return (2 * 16 * M * W + 4 * kTile) * Tile<D>::kStride * 2 + 2 * kTile * 4; }
 
-// grid (query tiles of 16*W, B*NH); the heaviest (last) query tiles start first. A warp skips
+// grid (query tiles of 16*M*W, B*NH); the heaviest (last) query tiles start first. A warp skips
 // key tiles wholly after its rows (causal), and masks only tiles that cross its diagonal.
-template <int D, int W>
+template <int D, int W, int M>
 __global__ void __launch_bounds__(W * 32) flash_forward_bf16(bf16* out, float* lse, const bf16* qkv, int T, int C,
                                                               int NH, int hs, float scale_log2) {
-  constexpr int kRows = 16 * W, kThreads = 32 * W;
+  constexpr int kWarpRows = 16 * M, kRows = kWarpRows * W, kThreads = 32 * W;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem);
   bf16* sK = sQ + kRows * Tile<D>::kStride;
@@ -182,10 +210,15 @@ __global__ void __launch_bounds__(W * 32) flash_forward_bf16(bf16* out, float* l
   load_tile<D, kTile, kThreads>(sV, v, ld, 0, T, hs);
   cp_async_commit();
 
-  float o[D / 8][4] = {};
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-  const int w0 = q0 + warp * 16;  // this warp's first row
-  const int row_a = w0 + lane / 4;
+  float o[M][D / 8][4] = {};
+  float m[M][2], l[M][2];
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) {
+    m[mi][0] = m[mi][1] = -INFINITY;
+    l[mi][0] = l[mi][1] = 0.0f;
+  }
+  const int w0 = q0 + warp * kWarpRows;  // this warp's first row
+  const int row_a = w0 + lane / 4;       // + 16*mi + 8*(e>>1)
   const int n_kv = (min(T, q0 + kRows) + kTile - 1) / kTile;
   for (int j = 0; j < n_kv; ++j) {
     const int stage = j & 1;
@@ -198,75 +231,85 @@ __global__ void __launch_bounds__(W * 32) flash_forward_bf16(bf16* out, float* l
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (j * kTile <= w0 + 15) {  // warp-uniform: some key of the tile is visible to the warp
+    if (j * kTile <= w0 + kWarpRows - 1) {  // warp-uniform: some key of the tile is visible to the warp
       const bf16* tk = sK + stage * Tile<D>::kElems;
       const bf16* tv = sV + stage * Tile<D>::kElems;
       const bool diagonal = j * kTile + kTile - 1 > w0;
-      float s[8][4] = {};
-      rows_times_tile_t<D>(s, sQ, warp * 16, tk, lane);
+      float s[M][8][4] = {};
+      rows_times_tile_t<D, M, kTile>(s, sQ, warp * kWarpRows, tk, lane);
       // Scale into the log2 domain; mask keys after the query. (Key 0 is in tile 0 for every
-      // row, so each row's running max is finite from the first tile on.)
-      float mx[2] = {m[0], m[1]};
+      // row, so each row's running max is finite from the first tile on; a row that sees no key
+      // of a later tile keeps its max and adds exp2(-inf) = 0.)
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+      for (int mi = 0; mi < M; ++mi) {
+        float mx[2] = {m[mi][0], m[mi][1]};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = j * kTile + nt * 8 + (lane % 4) * 2 + (e & 1);
-          const int row = row_a + (e >> 1) * 8;
-          float x = s[nt][e] * scale_log2;
-          if (diagonal && col > row) x = -INFINITY;
-          s[nt][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+        for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = j * kTile + nt * 8 + (lane % 4) * 2 + (e & 1);
+            const int row = row_a + 16 * mi + (e >> 1) * 8;
+            float x = s[mi][nt][e] * scale_log2;
+            if (diagonal && col > row) x = -INFINITY;
+            s[mi][nt][e] = x;
+            mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFull, mx[i], 1));
+          mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFull, mx[i], 2));
+          const float corr = fast_exp2(m[mi][i] - mx[i]);
+          m[mi][i] = mx[i];
+          l[mi][i] *= corr;
+#pragma unroll
+          for (int dt = 0; dt < D / 8; ++dt) {
+            o[mi][dt][2 * i] *= corr;
+            o[mi][dt][2 * i + 1] *= corr;
+          }
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[mi][nt][e] = fast_exp2(s[mi][nt][e] - m[mi][e >> 1]);
+            l[mi][e >> 1] += s[mi][nt][e];
+          }
         }
       }
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFull, mx[i], 1));
-        mx[i] = fmaxf(mx[i], __shfl_xor_sync(kFull, mx[i], 2));
-        const float corr = exp2f(m[i] - mx[i]);
-        m[i] = mx[i];
-        l[i] *= corr;
-#pragma unroll
-        for (int dt = 0; dt < D / 8; ++dt) {
-          o[dt][2 * i] *= corr;
-          o[dt][2 * i + 1] *= corr;
-        }
-      }
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2f(s[nt][e] - m[e >> 1]);
-          l[e >> 1] += s[nt][e];
-        }
-      }
-      probs_times_tile<D>(o, s, tv, lane);
+      probs_times_tile<D, M, kTile>(o, s, tv, lane);
     }
     __syncthreads();  // the next iteration's copy overwrites this stage
   }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l[i] += __shfl_xor_sync(kFull, l[i], 1);
-    l[i] += __shfl_xor_sync(kFull, l[i], 2);
-  }
   bf16* o_out = out + static_cast<std::int64_t>(b) * T * C + h * hs;
-  store_rows<D>(o_out, C, o, 1.0f / l[0], 1.0f / l[1], w0, T, hs, lane);
-  if (lane % 4 == 0) {
-    constexpr float kLn2 = 0.69314718055994531f;
-    float* lrow = lse + static_cast<std::int64_t>(blockIdx.y) * T;
-    if (row_a < T) lrow[row_a] = (m[0] + log2f(l[0])) * kLn2;
-    if (row_a + 8 < T) lrow[row_a + 8] = (m[1] + log2f(l[1])) * kLn2;
+  float* lrow = lse + static_cast<std::int64_t>(blockIdx.y) * T;
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      l[mi][i] += __shfl_xor_sync(kFull, l[mi][i], 1);
+      l[mi][i] += __shfl_xor_sync(kFull, l[mi][i], 2);
+    }
+    store_rows<D>(o_out, C, o[mi], 1.0f / l[mi][0], 1.0f / l[mi][1], w0 + 16 * mi, T, hs, lane);
+    if (lane % 4 == 0) {
+      constexpr float kLn2 = 0.69314718055994531f;
+      const int ra = row_a + 16 * mi;
+      if (ra < T) lrow[ra] = (m[mi][0] + log2f(l[mi][0])) * kLn2;
+      if (ra + 8 < T) lrow[ra + 8] = (m[mi][1] + log2f(l[mi][1])) * kLn2;
+    }
   }
 }
 
-// dK and dV of one tile of 16*W keys (grid (key tiles, B*NH)): loops over the query tiles that
-// can see it, remaking P^T = exp(S^T - lse) and dS^T = P^T (dP^T - delta) per tile. Each block
-// owns its keys' rows of dK and dV: no atomics, a fixed order, the same bits every run.
-template <int D, int W>
+// dK and dV of one tile of 16*M*W keys (grid (key tiles, B*NH)): loops over the query tiles
+// that can see it, N queries at a time, remaking P^T = exp(S^T - lse) and dS^T = P^T (dP^T -
+// delta). Each block owns its keys' rows of dK and dV: no atomics, a fixed order, the same bits
+// every run.
+template <int D, int W, int M, int N>
 __global__ void __launch_bounds__(W * 32) flash_backward_dkdv_bf16(bf16* dqkv, const bf16* dout, const bf16* qkv,
                                                                     const float* lse, const float* delta, int T, int C,
                                                                     int NH, int hs, float scale_log2, float scale) {
-  constexpr int kRows = 16 * W, kThreads = 32 * W;
+  static_assert(kTile % N == 0 && N % 16 == 0, "N divides the 64-row tile in 16-row pieces");
+  constexpr int kWarpRows = 16 * M, kRows = kWarpRows * W, kThreads = 32 * W;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sK = reinterpret_cast<bf16*>(smem);
   bf16* sV = sK + kRows * Tile<D>::kStride;
@@ -290,9 +333,9 @@ __global__ void __launch_bounds__(W * 32) flash_backward_dkdv_bf16(bf16* dqkv, c
   load_tile<D, kTile, kThreads>(sG, g, C, i0 * kTile, T, hs);
   cp_async_commit();
 
-  float dk[D / 8][4] = {}, dv[D / 8][4] = {};
-  const int w0 = k0 + warp * 16;  // this warp's first key
-  const int key_a = w0 + lane / 4;
+  float dk[M][D / 8][4] = {}, dv[M][D / 8][4] = {};
+  const int w0 = k0 + warp * kWarpRows;  // this warp's first key
+  const int key_a = w0 + lane / 4;       // + 16*mi + 8*(e>>1)
   for (int i = i0; i < n_q; ++i) {
     const int stage = (i - i0) & 1;
     if (i + 1 < n_q) {
@@ -310,49 +353,65 @@ __global__ void __launch_bounds__(W * 32) flash_backward_dkdv_bf16(bf16* dqkv, c
       sD[threadIdx.x] = t < T ? delta_bh[t] : 0.0f;
     }
     __syncthreads();
-    if (i * kTile + kTile - 1 >= w0) {  // warp-uniform: some query of the tile sees the warp's keys
-      const bf16* tq = sQ + stage * Tile<D>::kElems;
-      const bf16* tg = sG + stage * Tile<D>::kElems;
-      const bool diagonal = i * kTile < w0 + 15;
-      float p[8][4] = {};
-      rows_times_tile_t<D>(p, sK, warp * 16, tq, lane);  // S^T = K Q^T
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+    for (int part = 0; part < kTile / N; ++part) {
+      const int qb = i * kTile + part * N;  // first query of this part
+      if (qb + N - 1 < w0) continue;        // warp-uniform: no query of the part sees the warp's keys
+      const bf16* tq = sQ + stage * Tile<D>::kElems + part * N * Tile<D>::kStride;
+      const bf16* tg = sG + stage * Tile<D>::kElems + part * N * Tile<D>::kStride;
+      const float* pl = sL + part * N;
+      const float* pd = sD + part * N;
+      const bool diagonal = qb < w0 + kWarpRows - 1;
+      float p[M][N / 8][4] = {};
+      rows_times_tile_t<D, M, N>(p, sK, warp * kWarpRows, tq, lane);  // S^T = K Q^T
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int qc = nt * 8 + (lane % 4) * 2 + (e & 1);
-          const int key = key_a + (e >> 1) * 8;
-          const float x = exp2f(p[nt][e] * scale_log2 - sL[qc]);
-          p[nt][e] = (diagonal && key > i * kTile + qc) ? 0.0f : x;
+      for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+        for (int nt = 0; nt < N / 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int qc = nt * 8 + (lane % 4) * 2 + (e & 1);
+            const int key = key_a + 16 * mi + (e >> 1) * 8;
+            const float x = fast_exp2(p[mi][nt][e] * scale_log2 - pl[qc]);
+            p[mi][nt][e] = (diagonal && key > qb + qc) ? 0.0f : x;
+          }
         }
       }
-      probs_times_tile<D>(dv, p, tg, lane);  // dV += P^T dO
-      float ds[8][4] = {};
-      rows_times_tile_t<D>(ds, sV, warp * 16, tg, lane);  // dP^T = V dO^T
+      probs_times_tile<D, M, N>(dv, p, tg, lane);  // dV += P^T dO
+      float ds[M][N / 8][4] = {};
+      rows_times_tile_t<D, M, N>(ds, sV, warp * kWarpRows, tg, lane);  // dP^T = V dO^T
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+      for (int mi = 0; mi < M; ++mi) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int qc = nt * 8 + (lane % 4) * 2 + (e & 1);
-          ds[nt][e] = p[nt][e] * (ds[nt][e] - sD[qc]);
+        for (int nt = 0; nt < N / 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int qc = nt * 8 + (lane % 4) * 2 + (e & 1);
+            ds[mi][nt][e] = p[mi][nt][e] * (ds[mi][nt][e] - pd[qc]);
+          }
         }
       }
-      probs_times_tile<D>(dk, ds, tq, lane);  // dK += dS^T Q
+      probs_times_tile<D, M, N>(dk, ds, tq, lane);  // dK += dS^T Q
     }
     __syncthreads();
   }
   bf16* dkv = dqkv + static_cast<std::int64_t>(b) * T * ld + h * hs;
-  store_rows<D>(dkv + C, ld, dk, scale, scale, w0, T, hs, lane);
-  store_rows<D>(dkv + 2 * C, ld, dv, 1.0f, 1.0f, w0, T, hs, lane);
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) {
+    store_rows<D>(dkv + C, ld, dk[mi], scale, scale, w0 + 16 * mi, T, hs, lane);
+    store_rows<D>(dkv + 2 * C, ld, dv[mi], 1.0f, 1.0f, w0 + 16 * mi, T, hs, lane);
+  }
 }
 
-// dQ of one tile of 16*W queries (grid (query tiles, B*NH), heaviest first): loops over the
-// key tiles it sees, remaking P and dS = P (dP - delta). Owns its rows of dQ: deterministic.
-template <int D, int W>
+// dQ of one tile of 16*M*W queries (grid (query tiles, B*NH), heaviest first): loops over the
+// key tiles it sees, N keys at a time, remaking P and dS = P (dP - delta). Owns its rows of
+// dQ: deterministic.
+template <int D, int W, int M, int N>
 __global__ void __launch_bounds__(W * 32) flash_backward_dq_bf16(bf16* dqkv, const bf16* dout, const bf16* qkv,
                                                                   const float* lse, const float* delta, int T, int C,
                                                                   int NH, int hs, float scale_log2, float scale) {
-  constexpr int kRows = 16 * W, kThreads = 32 * W;
+  static_assert(kTile % N == 0 && N % 16 == 0, "N divides the 64-row tile in 16-row pieces");
+  constexpr int kWarpRows = 16 * M, kRows = kWarpRows * W, kThreads = 32 * W;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem);
   bf16* sG = sQ + kRows * Tile<D>::kStride;
@@ -373,17 +432,20 @@ __global__ void __launch_bounds__(W * 32) flash_backward_dq_bf16(bf16* dqkv, con
   load_tile<D, kTile, kThreads>(sV, v, ld, 0, T, hs);
   cp_async_commit();
 
-  const int w0 = q0 + warp * 16;
-  const int row_a = w0 + lane / 4;
-  float lse2[2], dl[2];
+  const int w0 = q0 + warp * kWarpRows;
+  const int row_a = w0 + lane / 4;  // + 16*mi + 8*i
+  float lse2[M][2], dl[M][2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int row = row_a + 8 * i;
-    constexpr float kLog2e = 1.4426950408889634f;
-    lse2[i] = row < T ? lse[static_cast<std::int64_t>(blockIdx.y) * T + row] * kLog2e : INFINITY;
-    dl[i] = row < T ? delta[static_cast<std::int64_t>(blockIdx.y) * T + row] : 0.0f;
+  for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int row = row_a + 16 * mi + 8 * i;
+      constexpr float kLog2e = 1.4426950408889634f;
+      lse2[mi][i] = row < T ? lse[static_cast<std::int64_t>(blockIdx.y) * T + row] * kLog2e : INFINITY;
+      dl[mi][i] = row < T ? delta[static_cast<std::int64_t>(blockIdx.y) * T + row] : 0.0f;
+    }
   }
-  float dq[D / 8][4] = {};
+  float dq[M][D / 8][4] = {};
   const int n_kv = (min(T, q0 + kRows) + kTile - 1) / kTile;
   for (int j = 0; j < n_kv; ++j) {
     const int stage = j & 1;
@@ -396,31 +458,38 @@ __global__ void __launch_bounds__(W * 32) flash_backward_dq_bf16(bf16* dqkv, con
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (j * kTile <= w0 + 15) {  // warp-uniform: some key of the tile is visible to the warp
-      const bf16* tk = sK + stage * Tile<D>::kElems;
-      const bf16* tv = sV + stage * Tile<D>::kElems;
-      const bool diagonal = j * kTile + kTile - 1 > w0;
-      float p[8][4] = {};
-      rows_times_tile_t<D>(p, sQ, warp * 16, tk, lane);  // S = Q K^T
-      float ds[8][4] = {};
-      rows_times_tile_t<D>(ds, sG, warp * 16, tv, lane);  // dP = dO V^T
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
+    for (int part = 0; part < kTile / N; ++part) {
+      const int kb = j * kTile + part * N;  // first key of this part
+      if (kb > w0 + kWarpRows - 1) continue;  // warp-uniform: no key of the part is visible to the warp
+      const bf16* tk = sK + stage * Tile<D>::kElems + part * N * Tile<D>::kStride;
+      const bf16* tv = sV + stage * Tile<D>::kElems + part * N * Tile<D>::kStride;
+      const bool diagonal = kb + N - 1 > w0;
+      float p[M][N / 8][4] = {};
+      rows_times_tile_t<D, M, N>(p, sQ, warp * kWarpRows, tk, lane);  // S = Q K^T
+      float ds[M][N / 8][4] = {};
+      rows_times_tile_t<D, M, N>(ds, sG, warp * kWarpRows, tv, lane);  // dP = dO V^T
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = j * kTile + nt * 8 + (lane % 4) * 2 + (e & 1);
-          const int row = row_a + (e >> 1) * 8;
-          const float x = exp2f(p[nt][e] * scale_log2 - lse2[e >> 1]);
-          const float pr = (diagonal && col > row) ? 0.0f : x;
-          ds[nt][e] = pr * (ds[nt][e] - dl[e >> 1]);
+      for (int mi = 0; mi < M; ++mi) {
+#pragma unroll
+        for (int nt = 0; nt < N / 8; ++nt) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = kb + nt * 8 + (lane % 4) * 2 + (e & 1);
+            const int row = row_a + 16 * mi + (e >> 1) * 8;
+            const float x = fast_exp2(p[mi][nt][e] * scale_log2 - lse2[mi][e >> 1]);
+            const float pr = (diagonal && col > row) ? 0.0f : x;
+            ds[mi][nt][e] = pr * (ds[mi][nt][e] - dl[mi][e >> 1]);
+          }
         }
       }
-      probs_times_tile<D>(dq, ds, tk, lane);  // dQ += dS K
+      probs_times_tile<D, M, N>(dq, ds, tk, lane);  // dQ += dS K
     }
     __syncthreads();
   }
   bf16* dq_out = dqkv + static_cast<std::int64_t>(b) * T * ld + h * hs;
-  store_rows<D>(dq_out, ld, dq, scale, scale, w0, T, hs, lane);
+#pragma unroll
+  for (int mi = 0; mi < M; ++mi) store_rows<D>(dq_out, ld, dq[mi], scale, scale, w0 + 16 * mi, T, hs, lane);
 }
 
 }  // namespace trainer::gpu::flash
