@@ -44,7 +44,7 @@ def flops_per_token(L, d, V, T):
     return n, 6 * n + 12 * L * d * T
 models = {"124m": (12, 768, 50304, 1024), "350m": (24, 1024, 50304, 1024)}
 print(f"precision {precision}")
-print(f"{'run':<12} {'params':>8} {'tokens/s':>10} {'ms/step':>8} {'TFLOP/s':>8} {'MFU':>6} {'pool peak':>10} {'smi peak':>9}")
+print(f"{'run':<12} {'params':>8} {'tokens/s':>10} {'ms/step':>8} {'TFLOP/s':>8} {'MFU':>6} {'pool peak':>10} {'in use':>8} {'smi peak':>9}")
 for name in ("124m-mb16", "124m-mb32", "350m-mb16"):
     try:
         steps = [json.loads(l) for l in open(f"{out}/{name}/metrics.jsonl") if '"event":"step"' in l]
@@ -57,10 +57,12 @@ for name in ("124m-mb16", "124m-mb32", "350m-mb16"):
     n, f = flops_per_token(*models[name.split("-")[0]])
     log = open(f"{out}/{name}.log").read()
     m = re.search(r"peak device memory reserved by the caching pool: ([0-9.]+) GiB", log)
-    pool = f"{float(m.group(1)):.1f} GiB" if m else "?"
+    pool = f"{float(m.group(1)):.2f} GiB" if m else "?"
+    m = re.search(r"peak in tensors and scratch: ([0-9.]+) GiB", log)
+    live = f"{float(m.group(1)):.2f} GiB" if m else "?"
     smi = [int(x) for x in open(f"{out}/{name}.smi").read().split() if x.isdigit()]
     smi_peak = f"{max(smi) / 1024:.1f} GiB" if smi else "?"
     tflops = tps * f / 1e12
-    print(f"{name:<12} {n / 1e6:>7.1f}M {tps:>10.0f} {ms:>8.1f} {tflops:>8.1f} {100 * tflops / 989:>5.1f}% {pool:>10} {smi_peak:>9}"
+    print(f"{name:<12} {n / 1e6:>7.1f}M {tps:>10.0f} {ms:>8.1f} {tflops:>8.1f} {100 * tflops / 989:>5.1f}% {pool:>10} {live:>8} {smi_peak:>9}"
           f"   (median of {len(steps)} steps)")
 PY

@@ -94,8 +94,11 @@ class CudaBackend final : public Backend {
       profiler_->resolve();
       profiler_->report(stderr);
     }
-    std::fprintf(stderr, "cuda backend: peak device memory reserved by the caching pool: %.2f GiB\n",
-                 static_cast<double>(pool_->peak_reserved()) / (1024.0 * 1024.0 * 1024.0));
+    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+    std::fprintf(stderr,
+                 "cuda backend: peak device memory reserved by the caching pool: %.2f GiB (peak in tensors and "
+                 "scratch: %.2f GiB)\n",
+                 static_cast<double>(pool_->peak_reserved()) / kGiB, static_cast<double>(pool_->peak_live()) / kGiB);
     profiler_.reset();
     bf16_.reset();
     lt_.reset();
