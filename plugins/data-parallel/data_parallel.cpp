@@ -234,7 +234,15 @@ void DataParallelLayout::grads_ready(const std::vector<std::size_t>& units, bool
 
 void DataParallelLayout::flush_all_reduce_bucket() {
   if (bucket_units_.empty()) return;
-  // One flat buffer per bucket: fewer, larger messages than one per unit.
+  if (bucket_units_.size() == 1) {
+    // A unit's gradients are one flat tensor already: reduced where they lie, with no copy
+    // into a bucket and back (at GPT-2's block size every bucket is one block).
+    launch(comm_->all_reduce(params_->unit_grads(bucket_units_.front())), nullptr);
+    bucket_units_.clear();
+    bucket_bytes_now_ = 0;
+    return;
+  }
+  // Several small units: one flat buffer, fewer and larger messages than one per unit.
   std::int64_t n = 0;
   for (auto u : bucket_units_) n += params_->units()[u].numel;
   auto bucket = std::make_shared<Tensor>(staging({n}));
