@@ -16,12 +16,13 @@ class AdamW final : public trainer::Optimizer {
       v_.push_back(backend.allocate(t.value.shape(), trainer::DType::f32));
       backend.fill_zero(m_.back());
       backend.fill_zero(v_.back());
-      many_.push_back({t.value, t.grad, m_.back(), v_.back(), t.weight_decay ? wd_ : 0.0f});
+      many_.push_back({t.value, t.grad, m_.back(), v_.back(), t.weight_decay ? wd_ : 0.0f, t.compute});
     }
   }
 
   // Every target in one call: one launch on a backend with a multi-tensor kernel (cuda).
   void step(float lr, std::int64_t t) override { backend_->adamw_update_many(many_, lr, beta1_, beta2_, eps_, t); }
+  bool writes_compute() const override { return true; }
 
   std::size_t state_bytes() const override {
     std::size_t b = 0;

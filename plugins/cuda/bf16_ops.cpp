@@ -120,6 +120,30 @@ void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor&
   if (separate) check_cuda(add_bias_rows_bf16(bf(out), bf(bias), N, OC, stream_), op, "bias kernel launch");
 }
 
+bool Bf16Ops::fuses_residual(const Tensor& out, const Tensor& bias, const Tensor& residual) {
+  return out && residual && out.dtype() == kBf16 && residual.dtype() == kBf16 &&
+         (!bias || reinterpret_cast<std::uintptr_t>(bias.data()) % 16 == 0);
+}
+
+void Bf16Ops::matmul_residual_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                                      const Tensor& residual, int N, int C, int OC) {
+  const char* op = "matmul_residual_forward";
+  kChecks.matmul_forward(out, inp, weight, bias, N, C, OC, kBf16, kBf16);
+  kChecks.numel(op, "residual", residual, static_cast<std::int64_t>(N) * OC, "N*OC", kBf16);
+  LtShape s;
+  s.ta = CUBLAS_OP_T;
+  s.tb = CUBLAS_OP_N;
+  s.m = OC;
+  s.n = N;
+  s.k = C;
+  s.lda = C;
+  s.ldb = C;
+  s.ldd = OC;
+  s.bias = static_cast<bool>(bias);
+  s.accumulate = true;
+  lt_.run(op, s, weight.data(), inp.data(), out.data(), bias ? bias.data() : nullptr, 1.0f, nullptr, residual.data());
+}
+
 // dinp[N,C] = dout[N,OC] W[OC,C]: column-major D[C,N] = (W stored C x OC) (dout stored OC x N).
 void Bf16Ops::matmul_backward_dinp(const Tensor& dinp, const Tensor& dout, const Tensor& weight, int N, int C,
                                    int OC) {

@@ -34,6 +34,11 @@ class Bf16Ops {
                       int OC);
   void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                        const Tensor& inp, const Tensor& weight, int N, int C, int OC);
+  // out = residual + inp W^T + bias in one cuBLASLt call (the residual as C, beta = 1): only
+  // for bf16 out and residual and an aligned bias (fuses_residual); else the caller composes.
+  static bool fuses_residual(const Tensor& out, const Tensor& bias, const Tensor& residual);
+  void matmul_residual_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                               const Tensor& residual, int N, int C, int OC);
   // GELU fused into the product's epilogue (cuBLASLt GELU_AUX_BIAS forward, DGELU backward)
   // when the tensors are aligned for it (16 bytes, OC or C a multiple of 8); otherwise the
   // separate ops.

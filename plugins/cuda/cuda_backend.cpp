@@ -287,6 +287,15 @@ class CudaBackend final : public Backend {
     if (bias) check_cuda(gpu::add_bias_rows(f32(out), f32(bias), N, OC, stream_), op, "bias kernel launch");
   }
 
+  void matmul_residual_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                               const Tensor& residual, int N, int C, int OC) override {
+    if (inp && inp.dtype() == DType::bf16 && gpu::Bf16Ops::fuses_residual(out, bias, residual)) {
+      const OpTiming timing = enter("matmul_residual_forward");
+      return bf16_->matmul_residual_forward(out, inp, weight, bias, residual, N, C, OC);
+    }
+    Backend::matmul_residual_forward(out, inp, weight, bias, residual, N, C, OC);
+  }
+
   void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias, const Tensor& dout,
                        const Tensor& inp, const Tensor& weight, int N, int C, int OC) override {
     const char* op = "matmul_backward";
@@ -531,9 +540,11 @@ class CudaBackend final : public Backend {
     for (const auto& x : tensors) {
       const std::int64_t N = x.param.numel();
       kChecks.adamw_tensors(op, x.param, x.grad, x.m, x.v, N);
+      if (x.compute) kChecks.numel(op, "compute", x.compute, N, "N", DType::bf16);
+      auto* compute = static_cast<std::uint16_t*>(x.compute ? x.compute.data() : nullptr);
       for (std::int64_t at = 0; at < N; at += gpu::kAdamWChunk) {
         adamw_host_.push_back({f32(x.param) + at, f32(x.grad) + at, f32(x.m) + at, f32(x.v) + at,
-                               std::min(gpu::kAdamWChunk, N - at), x.weight_decay});
+                               std::min(gpu::kAdamWChunk, N - at), x.weight_decay, compute ? compute + at : nullptr});
       }
     }
     if (adamw_host_.empty()) return;

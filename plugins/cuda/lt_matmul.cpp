@@ -1,5 +1,6 @@
 #include "lt_matmul.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -115,8 +116,10 @@ LtMatmul::Plan& LtMatmul::plan(const char* op, const LtShape& s, const Key& key,
 }
 
 void LtMatmul::run(const char* op, const LtShape& s, const void* A, const void* B, void* D, const void* bias,
-                   float alpha, void* aux) {
-  const Key key{s.key(), alignment(A), alignment(B), alignment(D)};
+                   float alpha, void* aux, const void* C) {
+  if (C && !s.accumulate) throw std::logic_error(std::string("cuda backend: ") + op + ": a C matrix needs accumulate");
+  const void* c = C ? C : D;
+  const Key key{s.key(), alignment(A), alignment(B), std::min(alignment(D), alignment(c))};
   Plan& p = plan(op, s, key, bias, aux);
   if (s.bias) {
     check(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), op,
@@ -127,7 +130,7 @@ void LtMatmul::run(const char* op, const LtShape& s, const void* A, const void* 
           "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
   }
   const float beta = s.accumulate ? 1.0f : 0.0f;
-  check(cublasLtMatmul(handle_, p.desc, &alpha, A, p.a, B, p.b, &beta, D, p.d, D, p.d, &p.algo, workspace_,
+  check(cublasLtMatmul(handle_, p.desc, &alpha, A, p.a, B, p.b, &beta, c, p.d, D, p.d, &p.algo, workspace_,
                        workspace_bytes_, stream_),
         op, "cublasLtMatmul");
 }

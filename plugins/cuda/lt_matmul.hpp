@@ -12,7 +12,8 @@
 
 namespace trainer::gpu {
 
-// One column-major product D[m,n] = alpha op(A) op(B) + beta D (C is D), as cuBLAS sees it.
+// One column-major product D[m,n] = alpha op(A) op(B) + beta C, as cuBLAS sees it; C is D
+// unless run() is given another matrix of D's layout.
 struct LtShape {
   cublasOperation_t ta = CUBLAS_OP_N, tb = CUBLAS_OP_N;
   int m = 0, n = 0, k = 0;
@@ -44,9 +45,10 @@ class LtMatmul {
   LtMatmul& operator=(const LtMatmul&) = delete;
 
   // Throws std::runtime_error naming `op` on any cuBLASLt failure.
-  // aux: the GELU epilogue's auxiliary matrix (shape.gelu), else null.
+  // aux: the GELU epilogue's auxiliary matrix (shape.gelu), else null. C: the matrix added
+  // (shape.accumulate), if not D itself.
   void run(const char* op, const LtShape& shape, const void* A, const void* B, void* D, const void* bias,
-           float alpha = 1.0f, void* aux = nullptr);
+           float alpha = 1.0f, void* aux = nullptr, const void* C = nullptr);
 
  private:
   struct Plan {

@@ -76,8 +76,11 @@ const std::vector<std::size_t>& DataParallelLayout::units_of(int block) const {
 std::vector<trainer::OptimizerTarget> DataParallelLayout::optimizer_targets() {
   std::vector<trainer::OptimizerTarget> targets;
   if (sharding_ == Sharding::replicate) {
+    // Whole parameters: the optimizer may write their bf16 compute copies too.
+    const bool copies = params_->compute_dtype() != trainer::DType::f32;
     for (std::size_t i = 0; i < params_->size(); ++i) {
-      targets.push_back({params_->spec(i).name, params_->value(i), params_->grad(i), params_->spec(i).weight_decay});
+      targets.push_back({params_->spec(i).name, params_->value(i), params_->grad(i), params_->spec(i).weight_decay,
+                         copies ? params_->compute_value(i) : Tensor()});
     }
     return targets;
   }
@@ -92,7 +95,7 @@ std::vector<trainer::OptimizerTarget> DataParallelLayout::optimizer_targets() {
                                    : params_->unit_grads(u).view(in_unit, {slice.numel});
       targets.push_back({spec.name + "[" + std::to_string(slice.param_offset) + ":" +
                              std::to_string(slice.param_offset + slice.numel) + "]",
-                         value, grad, spec.weight_decay});
+                         value, grad, spec.weight_decay, Tensor()});
     }
   }
   return targets;

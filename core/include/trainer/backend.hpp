@@ -20,6 +20,9 @@ namespace trainer {
 struct AdamWTensors {
   Tensor param, grad, m, v;
   float weight_decay = 0.0f;
+  // Empty, or a bf16 tensor of param's element count that receives the updated param,
+  // rounded to nearest even (the mixed-precision compute copy, refreshed in the same pass).
+  Tensor compute;
 };
 
 // One tensor of a multi-tensor sum of squares (Backend::sum_squares_many): f32 elements,
@@ -73,6 +76,12 @@ class Backend : public Plugin {
   virtual void matmul_backward(const Tensor& dinp, const Tensor& dweight, const Tensor& dbias,
                                const Tensor& dout, const Tensor& inp, const Tensor& weight,
                                int N, int C, int OC) = 0;
+  // out[N,OC] = residual[N,OC] + inp[N,C] @ weight[OC,C]^T (+ bias[OC]): a projection added
+  // to the residual stream, fused where a backend can (cuBLASLt reads the residual as its C
+  // matrix, and the sum is rounded once). out must not alias inp; it may alias residual.
+  // The default runs matmul_forward into out, then residual_forward.
+  virtual void matmul_residual_forward(const Tensor& out, const Tensor& inp, const Tensor& weight,
+                                       const Tensor& bias, const Tensor& residual, int N, int C, int OC);
 
   // --- the MLP up-projection and its GELU, fused where a backend can (cuBLASLt epilogues) ---
   // pre[N,OC] = inp[N,C] @ weight[OC,C]^T (+ bias[OC]); out[N,OC] = gelu(pre). Both
@@ -159,8 +168,9 @@ class Backend : public Plugin {
                             float eps, float weight_decay, std::int64_t t) = 0;
 
   // The same update over many tensors at once (one launch where a backend can): each entry's
-  // param, grad, m and v are f32 of one element count, with its own weight decay. The default
-  // calls adamw_update for each entry in order.
+  // param, grad, m and v are f32 of one element count, with its own weight decay, and an
+  // optional bf16 `compute` copy to write. The default calls adamw_update for each entry in
+  // order, then converts param into compute.
   virtual void adamw_update_many(const std::vector<AdamWTensors>& tensors, float lr, float beta1, float beta2,
                                  float eps, std::int64_t t);
 

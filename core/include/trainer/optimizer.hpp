@@ -17,6 +17,10 @@ struct OptimizerTarget {
   Tensor value;
   Tensor grad;
   bool weight_decay = false;
+  // Mixed precision: empty, or the bf16 compute copy of exactly `value`. An optimizer whose
+  // writes_compute() is true writes the new value there (rounded) in its step, and the
+  // engine then skips that copy's separate refresh.
+  Tensor compute;
 };
 
 class Optimizer : public Plugin {
@@ -25,6 +29,8 @@ class Optimizer : public Plugin {
   virtual void init(Backend& backend, const std::vector<OptimizerTarget>& targets) = 0;
   // t counts updates from 1.
   virtual void step(float lr, std::int64_t t) = 0;
+  // Whether step() also writes every target's `compute` copy (where one is given).
+  virtual bool writes_compute() const { return false; }
   virtual std::size_t state_bytes() const = 0;
   // Named state tensors, one set per target, for checkpoints.
   virtual std::vector<std::pair<std::string, Tensor>> state() const = 0;

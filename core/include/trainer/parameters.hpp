@@ -70,7 +70,9 @@ class ParameterStore {
   void refresh_compute(std::size_t u);    // no-op if fresh or released
   void refresh_compute_block(int block);  // every unit of that block (-1: the non-block units)
   void refresh_compute_resident();        // every unit whose values are present
-  void invalidate_compute();
+  // Marks every copy stale, except units whose `written[u]` is true (copies an optimizer
+  // rewrote in its step; written may be empty).
+  void invalidate_compute(const std::vector<bool>& written = {});
 
   const std::vector<ParameterUnit>& units() const { return units_; }
   std::size_t unit_of(std::size_t param) const { return unit_of_.at(param); }

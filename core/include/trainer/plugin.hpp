@@ -11,7 +11,7 @@ namespace trainer {
 
 // Bump whenever any SDK header changes layout or virtual interface in a way that breaks
 // already-built plugins.
-inline constexpr std::uint32_t kAbiVersion = 3;
+inline constexpr std::uint32_t kAbiVersion = 4;
 
 enum class PluginKind : std::uint32_t {
   backend,

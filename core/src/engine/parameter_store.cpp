@@ -121,7 +121,9 @@ void ParameterStore::refresh_compute_resident() {
   for (std::size_t u = 0; u < units_.size(); ++u) refresh_compute(u);
 }
 
-void ParameterStore::invalidate_compute() { compute_fresh_.assign(compute_fresh_.size(), false); }
+void ParameterStore::invalidate_compute(const std::vector<bool>& written) {
+  for (std::size_t u = 0; u < compute_fresh_.size(); ++u) compute_fresh_[u] = u < written.size() && written[u];
+}
 
 void ParameterStore::materialize_values(std::size_t u) {
   if (unit_values_.at(u)) return;

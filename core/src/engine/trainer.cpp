@@ -46,6 +46,28 @@ void sum_on_device(Backend& backend, Communicator& group, const Tensor& value) {
   backend.convert(value, t);
 }
 
+// The units whose every parameter is a whole optimizer target carrying that parameter's own
+// compute copy: an optimizer that writes copies leaves those units fresh after its step.
+std::vector<bool> written_units(const ParameterStore& params, const std::vector<OptimizerTarget>& targets) {
+  std::vector<bool> covered(params.size(), false);
+  for (const auto& t : targets) {
+    if (!t.compute) continue;
+    const auto i = params.find(t.name);
+    if (!i) continue;
+    const Tensor own = params.compute_value(*i);
+    covered[*i] = own && t.compute.data() == own.data() && t.compute.numel() == own.numel() &&
+                  t.value.data() == params.value(*i).data() && t.value.numel() == params.value(*i).numel();
+  }
+  std::vector<bool> written(params.units().size(), false);
+  for (std::size_t u = 0; u < written.size(); ++u) {
+    const auto& unit = params.units()[u];
+    bool all = unit.last > unit.first;
+    for (std::size_t i = unit.first; i < unit.last; ++i) all = all && covered[i];
+    written[u] = all;
+  }
+  return written;
+}
+
 }  // namespace
 
 Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
@@ -135,6 +157,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   for (std::size_t u = 0; u < params_->units().size(); ++u) replicas_ = replicas_ && params_->unit_values(u);
   const auto targets = components_.layout->optimizer_targets();
   components_.optimizer->init(backend, targets);
+  if (bf16 && components_.optimizer->writes_compute()) optimizer_written_units_ = written_units(*params_, targets);
   setup_checkpoints(targets);
   pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
   setup_pipeline();
@@ -367,7 +390,7 @@ StepResult Trainer::train_step() {
     if (grad_clip_ > 0 && r.grad_norm > grad_clip_) layout.scale_grads(static_cast<float>(grad_clip_ / r.grad_norm));
     components_.optimizer->step(static_cast<float>(r.lr), step_ + 1);
     layout.after_optimizer_step();
-    params_->invalidate_compute();
+    params_->invalidate_compute(optimizer_written_units_);
     params_->refresh_compute_resident();
   }
   peak_staging_ = layout.staging_bytes();

@@ -194,6 +194,9 @@ class Trainer {
   LossSpikeDetector spikes_;
   BadStepCounter bad_steps_{3};
   bool replicas_ = false;  // every rank holds all parameters between steps (not fsdp)
+  // Units whose bf16 compute copies the optimizer's step rewrites (every parameter of the unit
+  // a whole target with its copy): no separate refresh after a step.
+  std::vector<bool> optimizer_written_units_;
   std::unique_ptr<checkpoint::Checkpointer> checkpointer_;  // last: its destructor waits for a write
 };
 

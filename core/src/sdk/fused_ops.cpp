@@ -42,7 +42,20 @@ void Backend::adamw_update_many(const std::vector<AdamWTensors>& tensors, float 
                                 float eps, std::int64_t t) {
   for (const auto& x : tensors) {
     adamw_update(x.param, x.grad, x.m, x.v, x.param.numel(), lr, beta1, beta2, eps, x.weight_decay, t);
+    if (x.compute) convert(x.compute, x.param);
   }
+}
+
+void Backend::matmul_residual_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias,
+                                      const Tensor& residual, int N, int C, int OC) {
+  if (out.data() == residual.data()) {  // the product may not overwrite the residual it adds
+    const Tensor product = allocate(out.shape(), out.dtype());
+    matmul_forward(product, inp, weight, bias, N, C, OC);
+    residual_forward(out, residual, product, static_cast<std::int64_t>(N) * OC);
+    return;
+  }
+  matmul_forward(out, inp, weight, bias, N, C, OC);
+  residual_forward(out, residual, out, static_cast<std::int64_t>(N) * OC);
 }
 
 // The vocabulary-parallel loss on the host, in double: the reference the device kernels are

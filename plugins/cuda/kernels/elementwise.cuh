@@ -27,6 +27,7 @@ struct AdamWChunk {
   float* v;
   std::int64_t n;
   float weight_decay;
+  void* compute;  // null, or n bf16 that receive the updated param (round to nearest even)
 };
 constexpr std::int64_t kAdamWChunk = 32768;
 // Every chunk of the device array `chunks` in one launch (one block each).

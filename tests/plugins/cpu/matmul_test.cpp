@@ -40,6 +40,26 @@ TEST_CASE("matmul_forward matches a triple loop, with and without bias", "[cpu][
   }
 }
 
+// The SDK's default of the fused projection-plus-residual: exactly matmul_forward then the
+// residual add (the reference the cuda fusion is compared with), also when out is the residual.
+TEST_CASE("matmul_residual_forward adds the product to the residual", "[cpu][matmul]") {
+  auto& be = backend();
+  std::mt19937 rng(2);
+  const int N = 33, C = 20, OC = 12;
+  auto inp = random_vector(N * C, rng), w = random_vector(OC * C, rng), bias = random_vector(OC, rng),
+       res = random_vector(N * OC, rng);
+  Tensor product = zeros({N, OC}), want = zeros({N, OC});
+  be.matmul_forward(product, upload(inp, {N, C}), upload(w, {OC, C}), upload(bias, {OC}), N, C, OC);
+  be.residual_forward(want, upload(res, {N, OC}), product, N * OC);
+  for (bool in_place : {false, true}) {
+    Tensor residual = upload(res, {N, OC});
+    Tensor out = in_place ? residual : zeros({N, OC});
+    be.matmul_residual_forward(out, upload(inp, {N, C}), upload(w, {OC, C}), upload(bias, {OC}), residual, N, C, OC);
+    INFO((in_place ? "in place" : "out of place"));
+    CHECK(download(out) == download(want));
+  }
+}
+
 TEST_CASE("matmul_backward matches finite differences", "[cpu][matmul]") {
   auto& be = backend();
   std::mt19937 rng(2);

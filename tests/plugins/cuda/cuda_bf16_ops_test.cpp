@@ -160,6 +160,30 @@ TEST_CASE("cuda bf16 matmul (cuBLASLt) matches the cpu", "[cuda][bf16][matmul]")
   });
 }
 
+// A projection added to the residual stream in the product (cuBLASLt, the residual as C) against
+// the cpu's matmul then residual add: with and without bias, an unaligned bias (the composed
+// path), and out aliasing the residual (in place).
+TEST_CASE("cuda bf16 matmul_residual_forward matches the cpu", "[cuda][bf16][matmul][residual]") {
+  struct Case { int N, C, OC; bool bias, unaligned, in_place; };
+  const auto c = GENERATE(Case{201, 96, 96, true, false, false}, Case{512, 3072, 768, true, false, false},
+                          Case{64, 130, 72, false, false, false}, Case{33, 64, 48, true, true, false},
+                          Case{128, 64, 64, true, false, true});
+  INFO("N " << c.N << " C " << c.C << " OC " << c.OC << (c.unaligned ? " unaligned bias" : "")
+            << (c.in_place ? " in place" : ""));
+  std::mt19937 rng(23);
+  const auto x = rounded(random_vector(static_cast<std::size_t>(c.N) * c.C, rng));
+  const auto w = rounded(random_vector(static_cast<std::size_t>(c.OC) * c.C, rng));
+  const auto b = rounded(random_vector(c.OC + 1, rng));
+  const auto r = rounded(random_vector(static_cast<std::size_t>(c.N) * c.OC, rng, -4.0f, 4.0f));
+  compare_bf16("matmul_residual_forward", [&](Backend& be, bool bf) -> Outs {
+    Tensor res = in(be, bf, r, {c.N, c.OC});
+    Tensor o = c.in_place ? res : poisoned(be, bf, {c.N, c.OC});
+    Tensor bias = c.bias ? in(be, bf, b, {c.OC + 1}).view(c.unaligned ? 1 : 0, {c.OC}) : Tensor();
+    be.matmul_residual_forward(o, in(be, bf, x, {c.N, c.C}), in(be, bf, w, {c.OC, c.C}), bias, res, c.N, c.C, c.OC);
+    return {out(be, "out", o)};
+  });
+}
+
 // An MLP's products with their GELU fused (cuBLASLt epilogues) against the cpu's separate ops:
 // the up-projection x[N,C] -> pre, gelu [N,H]; the down-projection's backward from dout[N,C]
 // through the GELU to dpre [N,H]. H a multiple of 8 takes the epilogues, 70 the separate path.

@@ -7,10 +7,12 @@
 #include <limits>
 
 #include "cuda_test_helpers.hpp"
+#include "trainer/bf16.hpp"
 #include "trainer/rng.hpp"
 
 using namespace cuda_test;
 using trainer::Backend;
+using trainer::DType;
 using trainer::RngKey;
 using trainer::Tensor;
 
@@ -254,7 +256,7 @@ TEST_CASE("cuda adamw_update_many matches the cpu and the one-tensor update", "[
     std::int64_t at = 0;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       const trainer::Shape s{sizes[i]};
-      ts.push_back({p.view(at, s), g.view(at, s), m.view(at, s), v.view(at, s), i % 2 ? 0.1f : 0.0f});
+      ts.push_back({p.view(at, s), g.view(at, s), m.view(at, s), v.view(at, s), i % 2 ? 0.1f : 0.0f, Tensor()});
       at += sizes[i];
     }
     for (std::int64_t t = 1; t <= 3; ++t) {
@@ -275,6 +277,50 @@ TEST_CASE("cuda adamw_update_many matches the cpu and the one-tensor update", "[
   for (std::size_t i = 0; i < many.size(); ++i) {
     INFO(many[i].first << ": the many-tensor update differs from the one-tensor kernel");
     CHECK(bitwise_equal(many[i].second, one[i].second));
+  }
+}
+
+// With a bf16 compute copy per tensor, the update also writes the new values rounded to bf16:
+// bitwise what convert() makes of the updated f32 values, on the gpu and on the cpu (the
+// SDK's default), and the f32 results are those of the update without copies.
+TEST_CASE("cuda adamw_update_many writes the bf16 compute copies it is given", "[cuda][adamw][bf16]") {
+  std::mt19937 rng(10);
+  const std::vector<std::int64_t> sizes{5, 32768, 40000};
+  std::int64_t total = 0;
+  for (auto n : sizes) total += n;
+  const auto x = random_vector(static_cast<std::size_t>(total), rng), grad = random_vector(x.size(), rng);
+  const auto run = [&](Backend& be, bool copies) {
+    Tensor p = put(be, x, {total}), g = put(be, grad, {total}), m = put(be, std::vector<float>(x.size(), 0.0f), {total}),
+           v = put(be, std::vector<float>(x.size(), 0.0f), {total});
+    Tensor half = be.allocate({total}, DType::bf16);
+    std::vector<std::uint16_t> poison(x.size(), 0x7fc0);  // NaN
+    be.copy_from_host(half, poison.data());
+    std::vector<trainer::AdamWTensors> ts;
+    std::int64_t at = 0;
+    for (auto n : sizes) {
+      const trainer::Shape s{n};
+      ts.push_back({p.view(at, s), g.view(at, s), m.view(at, s), v.view(at, s), 0.1f,
+                    copies ? half.view(at, s) : Tensor()});
+      at += n;
+    }
+    for (std::int64_t t = 1; t <= 2; ++t) be.adamw_update_many(ts, 1e-3f, 0.9f, 0.95f, 1e-8f, t);
+    std::vector<std::uint16_t> bits(x.size());
+    be.copy_to_host(bits.data(), half);
+    return std::make_pair(get(be, p), bits);
+  };
+  const auto check = [&](Backend& be) {
+    const auto [with, bits] = run(be, true);
+    const auto [without, unused] = run(be, false);
+    CHECK(bitwise_equal(with, without));
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < with.size(); ++i) mismatches += bits[i] != trainer::f32_to_bf16(with[i]) ? 1 : 0;
+    CHECK(mismatches == 0);
+  };
+  SECTION("cpu (the SDK's default)") { check(cpu()); }
+  SECTION("cuda") {
+    Backend* g = gpu();
+    if (!g) return;
+    check(*g);
   }
 }
 
