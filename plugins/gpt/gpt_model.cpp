@@ -160,13 +160,16 @@ double GptModel::flops_per_token() const {
 void GptModel::embed_forward(const trainer::StepContext& ctx, BatchShape s, const Tensor& tokens,
                              const Tensor& x0, trainer::BlockActivations&) {
   tp_->vocab_embedding_forward(x0, tokens, w(wte_), w(wpe_), s.B, s.T, cfg_.d_model, cfg_.vocab);
-  be_.dropout_forward(x0, x0, dropout_p(ctx), ctx.dropout_key(0), x0.numel());
+  if (dropout_p(ctx) > 0) be_.dropout_forward(x0, x0, dropout_p(ctx), ctx.dropout_key(0), x0.numel());
 }
 
 void GptModel::embed_backward(const trainer::StepContext& ctx, BatchShape s, const Tensor& tokens,
                               const Tensor& dx, trainer::BlockActivations& acts) {
-  Tensor d = acts.scratch(dx.shape(), dx.dtype());
-  be_.dropout_backward(d, dx, dropout_p(ctx), ctx.dropout_key(0), dx.numel());
+  Tensor d = dx;  // without dropout the gradient passes through as it is
+  if (dropout_p(ctx) > 0) {
+    d = acts.scratch(dx.shape(), dx.dtype());
+    be_.dropout_backward(d, dx, dropout_p(ctx), ctx.dropout_key(0), dx.numel());
+  }
   if (tp_->sequence_parallel()) {
     Tensor whole = acts.scratch({s.B, s.T, cfg_.d_model}, dx.dtype());
     tp_->all_gather_rows(whole, d);
@@ -225,11 +228,16 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   if (acts.missing({"att_y", "att_lse"})) {
     be_.attention_forward(att_y, att_lse, qkv, B, T, Cl, cfg_.n_head / tp);
   }
+  // Without dropout or tensor parallel, each projection is added to the residual stream inside
+  // its product (one rounding, no separate tensor or add).
+  const bool fuse_residual = pdrop == 0 && tp == 1;
   Tensor res2 = acts.get("res2");
-  if (acts.missing({"res2"})) {
+  if (acts.missing({"res2"}) && fuse_residual) {
+    be_.matmul_residual_forward(res2, att_y, w(p.proj_w), w(p.proj_b), x, N, C, C);
+  } else if (acts.missing({"res2"})) {
     Tensor proj = acts.scratch({rows, C}, act_);
     tp_->row_forward(proj, sp ? acts.scratch({N, C}, act_) : Tensor(), att_y, w(p.proj_w), w(p.proj_b), N, Cl, C);
-    be_.dropout_forward(proj, proj, pdrop, ctx.dropout_key(attn_site(block)), proj.numel());
+    if (pdrop > 0) be_.dropout_forward(proj, proj, pdrop, ctx.dropout_key(attn_site(block)), proj.numel());
     be_.residual_forward(res2, x, proj, proj.numel());
   }
   Tensor ln2 = acts.get("ln2"), m2 = acts.get("ln2_mean"), r2 = acts.get("ln2_rstd");
@@ -245,10 +253,14 @@ void GptModel::block_forward(int block, const trainer::StepContext& ctx, BatchSh
   }
   if (acts.recomputing()) return;  // the block output is not needed to run backward
 
+  if (fuse_residual) {
+    be_.matmul_residual_forward(out, gelu, w(p.fcproj_w), w(p.fcproj_b), res2, N, 4 * C, C);
+    return;
+  }
   Tensor proj2 = acts.scratch({rows, C}, act_);
   tp_->row_forward(proj2, sp ? acts.scratch({N, C}, act_) : Tensor(), gelu, w(p.fcproj_w), w(p.fcproj_b), N, 4 * Cl,
                    C);
-  be_.dropout_forward(proj2, proj2, pdrop, ctx.dropout_key(mlp_site(block)), proj2.numel());
+  if (pdrop > 0) be_.dropout_forward(proj2, proj2, pdrop, ctx.dropout_key(mlp_site(block)), proj2.numel());
   be_.residual_forward(out, res2, proj2, proj2.numel());
 }
 
@@ -272,9 +284,17 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
     return whole;
   };
 
+  // The gradient through a dropout: without dropout, dresid itself (read by the products below
+  // before the layernorm backward adds into it, in stream order).
+  const auto through_dropout = [&](int site) {
+    if (pdrop == 0) return dresid;
+    Tensor d = acts.scratch({rows, C}, act_);
+    be_.dropout_backward(d, dresid, pdrop, ctx.dropout_key(site), d.numel());
+    return d;
+  };
+
   // MLP branch: out = res2 + dropout(gelu(ln2 @ fc) @ proj)
-  Tensor dproj2 = acts.scratch({rows, C}, act_);
-  be_.dropout_backward(dproj2, dresid, pdrop, ctx.dropout_key(mlp_site(block)), dproj2.numel());
+  const Tensor dproj2 = through_dropout(mlp_site(block));
   // The down-projection's backward (row-parallel: a local product) through the GELU, fused.
   Tensor dfc = acts.scratch({B, T, 4 * Cl}, act_);
   be_.matmul_gelu_backward(dfc, g(p.fcproj_w), g(p.fcproj_b), whole_rows(dproj2), gelu, fc, w(p.fcproj_w), N,
@@ -285,8 +305,7 @@ void GptModel::block_backward(int block, const trainer::StepContext& ctx, BatchS
   norm_backward(dresid, p.ln2_w, p.ln2_b, dln2, res2, m2, r2, rows, acts);
 
   // Attention branch: res2 = x + dropout(attention(ln1 @ qkv) @ proj)
-  Tensor dproj = acts.scratch({rows, C}, act_);
-  be_.dropout_backward(dproj, dresid, pdrop, ctx.dropout_key(attn_site(block)), dproj.numel());
+  const Tensor dproj = through_dropout(attn_site(block));
   Tensor datt_y = acts.scratch({B, T, Cl}, act_);
   tp_->row_backward(datt_y, g(p.proj_w), g(p.proj_b), whole_rows(dproj), att_y, w(p.proj_w), N, Cl, C);
   Tensor dqkv = acts.scratch({B, T, 3 * Cl}, act_);
