@@ -14,9 +14,9 @@ const std::vector<std::size_t> kNoUnits;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 // What a wait cost the step: the comm plugin's own measure where it has one (a device plugin's
 // wait also covers compute queued before the op), else the time this thread waited.
-double exposed(const trainer::CommWork& work, Clock::time_point wait_began) {
+double exposed(const trainer::CommWork& work, double host_wait_s) {
   const double measured = work.exposed_seconds();
-  return measured >= 0 ? measured : seconds_since(wait_began);
+  return measured >= 0 ? measured : host_wait_s;
 }
 }  // namespace
 
@@ -31,6 +31,12 @@ DataParallelLayout::~DataParallelLayout() {
   for (auto& [u, work] : pending_gathers_) {
     try {
       work->wait();
+    } catch (...) {
+    }
+  }
+  for (auto& w : waited_) {
+    try {
+      if (!w.work->ready()) w.work->wait();
     } catch (...) {
     }
   }
@@ -117,16 +123,21 @@ void DataParallelLayout::launch(std::unique_ptr<trainer::CommWork> work, std::fu
   pending_.push_back({std::move(work), std::move(on_done)});
 }
 
+// Later backend work (on_done's, the optimizer) is ordered after each operation on the device;
+// the host does not wait (with a device comm plugin), so the GPU queue is not drained here.
 void DataParallelLayout::wait_all() {
   // In issue order: the communicator runs them in that order too.
   for (auto& p : pending_) {
-    const auto t0 = Clock::now();
-    p.work->wait();
-    times_.exposed_s += exposed(*p.work, t0);
-    times_.total_s += p.work->busy_seconds();
+    wait_on_device(std::move(p.work));
     if (p.on_done) p.on_done();
   }
   pending_.clear();
+}
+
+void DataParallelLayout::wait_on_device(std::unique_ptr<trainer::CommWork> work) {
+  const auto t0 = Clock::now();
+  work->wait_on_device();
+  waited_.push_back({std::move(work), seconds_since(t0)});
 }
 
 // --- parameters (fsdp) -------------------------------------------------------------------
@@ -148,10 +159,7 @@ void DataParallelLayout::require_values(std::size_t u) {
   issue_gather(u);
   auto it = pending_gathers_.find(u);
   if (it != pending_gathers_.end()) {
-    const auto t0 = Clock::now();
-    it->second->wait();
-    times_.exposed_s += exposed(*it->second, t0);
-    times_.total_s += it->second->busy_seconds();
+    wait_on_device(std::move(it->second));
     pending_gathers_.erase(it);
   }
   params_->materialize_values(u);
@@ -379,6 +387,14 @@ void DataParallelLayout::after_optimizer_step() {
 }
 
 trainer::CommTimes DataParallelLayout::take_comm_times() {
+  // Called after the step's host read, when the operations waited for on the device are done:
+  // wait() then returns at once, or throws the CommError of one that failed meanwhile.
+  for (auto& w : waited_) {
+    w.work->wait();
+    times_.exposed_s += exposed(*w.work, w.host_wait_s);
+    times_.total_s += w.work->busy_seconds();
+  }
+  waited_.clear();
   auto t = times_;
   times_ = {};
   return t;

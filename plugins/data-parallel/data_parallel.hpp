@@ -46,6 +46,14 @@ class DataParallelLayout final : public trainer::Layout {
     std::unique_ptr<trainer::CommWork> work;
     std::function<void()> on_done;
   };
+  // An operation waited for on the device (wait_on_device): its busy and exposed times are
+  // read once it is done, at take_comm_times (after the step's host read), with the time the
+  // host spent in the wait as the exposed time of a plugin that does not measure its own.
+  struct Waited {
+    std::unique_ptr<trainer::CommWork> work;
+    double host_wait_s = 0;
+  };
+  void wait_on_device(std::unique_ptr<trainer::CommWork> work);
   bool shards_grads() const { return sharding_ == Sharding::zero2 || sharding_ == Sharding::fsdp; }
   const std::vector<std::size_t>& units_of(int block) const;
   trainer::Tensor staging(const trainer::Shape& shape);
@@ -77,6 +85,7 @@ class DataParallelLayout final : public trainer::Layout {
   std::vector<std::size_t> bucket_units_;                    // all-reduce bucket being filled
   std::size_t bucket_bytes_now_ = 0;
   std::vector<Pending> pending_;
+  std::vector<Waited> waited_;
   std::size_t staging_bytes_ = 0, peak_staging_bytes_ = 0;
   trainer::CommTimes times_;
 };

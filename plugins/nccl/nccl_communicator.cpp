@@ -57,9 +57,16 @@ class NcclWork final : public CommWork {
  public:
   NcclWork(std::shared_ptr<Group> group, std::shared_ptr<OpState> op) : group_(std::move(group)), op_(std::move(op)) {}
   void wait() override { group_->wait(*op_); }
+  void wait_on_device() override { group_->order_after(*op_); }
   bool ready() override { return group_->ready(*op_); }
-  double busy_seconds() const override { return op_->busy_seconds; }
-  double exposed_seconds() const override { return op_->exposed_seconds; }
+  double busy_seconds() const override {
+    group_->settle_times(*op_);
+    return op_->busy_seconds;
+  }
+  double exposed_seconds() const override {
+    group_->settle_times(*op_);
+    return op_->exposed_seconds;
+  }
 
  private:
   std::shared_ptr<Group> group_;
@@ -223,6 +230,7 @@ bool Group::ready(OpState& op) {
   std::lock_guard lock(mutex);
   if (op.finished || !op.error.empty()) return true;
   const cudaError_t q = query(op.done);
+  if (q == cudaSuccess && op.ordered) finish(op);
   if (q != cudaErrorNotReady) return true;  // done, or an error wait() reports
   if (comm_) {
     ncclResult_t async = ncclSuccess;
@@ -242,7 +250,7 @@ void Group::wait(OpState& op) {
   }
   if (op.finished) return;
   set_device();
-  if (comm_) {
+  if (comm_ && !op.ordered) {
     // Later compute sees the result; the stall event marks where compute reached the wait.
     cuda(cudaEventRecord(op.stall, compute_), op.what, "cudaEventRecord");
     cuda(cudaStreamWaitEvent(compute_, op.done, 0), op.what, "cudaStreamWaitEvent");
@@ -268,15 +276,49 @@ void Group::wait(OpState& op) {
     }
     back_off(spins);
   }
+  finish(op);
+}
+
+void Group::finish(OpState& op) {
   float ms = 0;
   if (elapsed_ms(op.start, op.done, &ms)) op.busy_seconds = ms / 1000.0;
   // Compute had not reached the wait when the op finished: nothing exposed.
   op.exposed_seconds = 0;
-  if (comm_ && query(op.stall) == cudaSuccess && elapsed_ms(op.stall, op.done, &ms)) {
+  if ((comm_ || op.ordered) && query(op.stall) == cudaSuccess && elapsed_ms(op.stall, op.done, &ms)) {
     op.exposed_seconds = std::max(0.0, ms / 1000.0);
   }
   op.finished = true;
   op.keep.clear();
+}
+
+void Group::order_after(OpState& op) {
+  std::lock_guard lock(mutex);
+  if (!op.error.empty()) {
+    op.finished = true;
+    throw CommError(op.error);
+  }
+  if (op.finished || op.ordered) return;
+  set_device();
+  if (!comm_) {
+    // Closed or aborted since: the op either ran (its event completed) or never will.
+    if (query(op.done) == cudaSuccess) return finish(op);
+    throw CommError(op.what + " not waited for: the communicator is closed");
+  }
+  ncclResult_t async = ncclSuccess;
+  const ncclResult_t polled = ncclCommGetAsyncError(comm_, &async);
+  if (polled != ncclSuccess) async = polled;
+  if (async != ncclSuccess && async != ncclInProgress) {
+    fail(op.what, "NCCL reported " + nccl_error(async, comm_) + "; NCCL communicator aborted");
+  }
+  cuda(cudaEventRecord(op.stall, compute_), op.what, "cudaEventRecord");
+  cuda(cudaStreamWaitEvent(compute_, op.done, 0), op.what, "cudaStreamWaitEvent");
+  op.ordered = true;
+}
+
+void Group::settle_times(OpState& op) {
+  std::lock_guard lock(mutex);
+  if (op.finished || !op.error.empty()) return;
+  if (query(op.done) == cudaSuccess) finish(op);
 }
 
 void Group::close() {

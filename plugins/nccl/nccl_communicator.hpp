@@ -33,8 +33,9 @@ struct OpState {
   std::vector<Tensor> keep;  // the op's tensors, until its done event completes
   cudaEvent_t start = nullptr;
   cudaEvent_t done = nullptr;
-  cudaEvent_t stall = nullptr;  // on the compute stream, at wait()
-  bool finished = false;        // waited for (successfully or not)
+  cudaEvent_t stall = nullptr;  // on the compute stream, at wait() or order_after()
+  bool ordered = false;         // the compute stream already waits for `done` (order_after)
+  bool finished = false;        // waited for (successfully or not), or seen done after order_after
   std::string error;            // non-empty: the op failed
   double busy_seconds = 0;
   double exposed_seconds = 0;
@@ -56,7 +57,13 @@ class Group {
   using Launch = std::function<ncclResult_t(ncclComm_t, cudaStream_t)>;
   std::shared_ptr<OpState> issue(std::string what, std::vector<Tensor> keep, const Launch& launch);
   void wait(OpState& op);
+  // CommWork::wait_on_device: the compute stream waits for the op; the host does not. Throws
+  // CommError if the op or the group has already failed (the communicator's asynchronous
+  // error included).
+  void order_after(OpState& op);
   bool ready(OpState& op);
+  // Fills the op's busy and exposed seconds once it is done (a no-op before).
+  void settle_times(OpState& op);
   // Waits for every issued op, then finalizes and destroys the communicator (aborts it if
   // that does not finish within the timeout). Idempotent.
   void close();
@@ -69,6 +76,7 @@ class Group {
  private:
   // Polls the communicator after a call answered ncclInProgress, until it settles.
   void settle(ncclResult_t result, const std::string& what);
+  void finish(OpState& op);  // under the mutex, `done` complete: times, finished, tensors released
   [[noreturn]] void fail(const std::string& what, const std::string& why);  // aborts, throws
   void abort_group(const std::string& why);
   void check_usable(const std::string& what) const;

@@ -28,6 +28,13 @@ class CommWork {
  public:
   virtual ~CommWork();
   virtual void wait() = 0;   // blocks until done; throws CommError on failure or timeout
+  // Orders the backend's later work after this operation, without blocking the host where the
+  // plugin can: a device plugin makes its backend's stream wait for the operation, so the
+  // GPU queue is not drained at every wait. Until ready() the operation may still fail or
+  // hang; the core's watchdog keeps watching it, and busy/exposed seconds are valid once
+  // ready() is true. A failure also surfaces at the group's next operation. The default
+  // waits on the host.
+  virtual void wait_on_device() { wait(); }
   virtual bool ready() = 0;  // done (successfully or not), without blocking
   // Seconds the operation itself took on the communication thread (valid after wait()):
   // with the caller's waiting time this separates total from exposed communication.

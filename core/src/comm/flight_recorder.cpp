@@ -98,6 +98,34 @@ void FlightRecorder::end(std::uint64_t id, FlightEntry::State state, const std::
   e->error = error;
 }
 
+void FlightRecorder::end_when(std::uint64_t id, std::function<bool()> done) {
+  std::lock_guard lock(mutex_);
+  probes_.emplace_back(id, std::move(done));
+}
+
+void FlightRecorder::poll() {
+  std::lock_guard polling(poll_mutex_);
+  std::vector<std::pair<std::uint64_t, std::function<bool()>>> probes;
+  {
+    std::lock_guard lock(mutex_);
+    probes.swap(probes_);
+  }
+  std::vector<std::pair<std::uint64_t, std::function<bool()>>> pending;
+  std::vector<std::uint64_t> done;
+  for (auto& p : probes) {
+    if (p.second()) {
+      done.push_back(p.first);
+    } else {
+      pending.push_back(std::move(p));
+    }
+  }
+  for (auto id : done) end(id, FlightEntry::State::completed);
+  std::lock_guard lock(mutex_);
+  // Probes added while this poll ran stay after the ones still pending.
+  for (auto& p : probes_) pending.push_back(std::move(p));
+  probes_.swap(pending);
+}
+
 std::optional<FlightEntry> FlightRecorder::oldest_issued() const {
   std::lock_guard lock(mutex_);
   const FlightEntry* oldest = nullptr;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -55,6 +56,13 @@ class FlightRecorder {
                       std::uint64_t bytes);
   // Ends an issued operation (a no-op once it fell out of the ring).
   void end(std::uint64_t id, FlightEntry::State state, const std::string& error = {});
+  // Ends it (as completed) once `done` returns true: for operations waited for on the device,
+  // whose host handle may be gone before they finish. poll() asks every such probe.
+  void end_when(std::uint64_t id, std::function<bool()> done);
+  // Runs the probes of end_when (without holding the recorder's lock: a probe may take its
+  // communicator's) and ends the operations whose probe says done. The watchdog polls before
+  // it looks for the oldest issued operation; communicators poll as they issue.
+  void poll();
 
   // The oldest operation still issued, if any: what a watchdog measures.
   std::optional<FlightEntry> oldest_issued() const;
@@ -74,6 +82,8 @@ class FlightRecorder {
   mutable std::mutex mutex_;
   std::vector<FlightEntry> ring_;  // entry with id i is at i % capacity_
   std::uint64_t next_id_ = 0;
+  std::vector<std::pair<std::uint64_t, std::function<bool()>>> probes_;  // end_when's, by id
+  std::mutex poll_mutex_;  // one poll() at a time
 };
 
 // A record as a compact text (one line per entry, tab-separated): what a rank puts into the

@@ -37,6 +37,7 @@ void Watchdog::loop() {
   const double limit_s = std::chrono::duration<double>(timeout_).count();
   std::unique_lock lock(mutex_);
   while (!cv_.wait_for(lock, period, [&] { return stopping_; })) {
+    recorder_.poll();
     const auto late = recorder_.oldest_issued();
     if (!late) continue;
     const double age = recorder_.now_s() - late->issued_s;

@@ -24,20 +24,41 @@ class WatchedWork final : public CommWork {
     try {
       inner_->wait();
     } catch (const CommError& e) {
-      ended_ = true;
-      recorder_.end(id_, FlightEntry::State::failed, e.what());
-      if (on_failure_) on_failure_(e.what());
+      fail(e);
       throw;
     }
     ended_ = true;
     recorder_.end(id_, FlightEntry::State::completed);
+  }
+  // Ordered on the device: the entry stays issued until the operation is done, so a hang
+  // still ages in the recorder and the watchdog still names it; the probe holds the inner
+  // handle, which may outlive this one.
+  void wait_on_device() override {
+    try {
+      inner_->wait_on_device();
+    } catch (const CommError& e) {
+      fail(e);
+      throw;
+    }
+    ended_ = true;
+    if (inner_->ready()) {
+      recorder_.end(id_, FlightEntry::State::completed);
+      return;
+    }
+    recorder_.end_when(id_, [work = inner_] { return work->ready(); });
   }
   bool ready() override { return inner_->ready(); }
   double busy_seconds() const override { return inner_->busy_seconds(); }
   double exposed_seconds() const override { return inner_->exposed_seconds(); }
 
  private:
-  std::unique_ptr<CommWork> inner_;
+  void fail(const CommError& e) {
+    ended_ = true;
+    recorder_.end(id_, FlightEntry::State::failed, e.what());
+    if (on_failure_) on_failure_(e.what());
+  }
+
+  std::shared_ptr<CommWork> inner_;
   FlightRecorder& recorder_;
   std::uint64_t id_;
   WatchedCommunicator::FailureHandler on_failure_;  // a copy, so a handle never refers into its communicator
@@ -58,6 +79,7 @@ WatchedCommunicator::~WatchedCommunicator() = default;
 
 std::unique_ptr<CommWork> WatchedCommunicator::watch(const char* op, std::uint64_t seq, int peer, std::uint64_t bytes,
                                                      const std::function<std::unique_ptr<CommWork>()>& issue) {
+  recorder_.poll();  // ends the device-waited operations that are done by now
   const std::uint64_t id = recorder_.begin(name(), op, seq, peer, bytes);
   std::unique_ptr<CommWork> work;
   try {

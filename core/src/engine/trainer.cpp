@@ -42,7 +42,7 @@ double sum_over_group(Backend& backend, Communicator* group, double local) {
 void sum_on_device(Backend& backend, Communicator& group, const Tensor& value) {
   Tensor t = backend.allocate({1}, DType::f32);
   backend.convert(t, value);
-  group.all_reduce(t)->wait();
+  group.all_reduce(t)->wait_on_device();
   backend.convert(value, t);
 }
 
@@ -375,6 +375,9 @@ StepResult Trainer::train_step() {
     r.loss = host[0] / tokens_per_step;
     r.grad_norm = std::sqrt(host[1]);
   }
+  // Communication waited for on the device is done by now; its times are read here, and an
+  // operation that failed meanwhile throws here, before the update.
+  const CommTimes reduced = layout.take_comm_times();
   if (nan_step && sum_over_ranks(injected || !std::isfinite(r.grad_norm) ? 1.0 : 0.0) > 0) {
     r.grad_norm = std::numeric_limits<double>::quiet_NaN();
   }
@@ -394,7 +397,9 @@ StepResult Trainer::train_step() {
     params_->refresh_compute_resident();
   }
   peak_staging_ = layout.staging_bytes();
-  r.comm = layout.take_comm_times();
+  r.comm = layout.take_comm_times();  // what after_optimizer_step gathered
+  r.comm.total_s += reduced.total_s;
+  r.comm.exposed_s += reduced.exposed_s;
   ++step_;
   return r;
 }

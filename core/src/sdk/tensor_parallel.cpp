@@ -45,12 +45,12 @@ TensorParallel::TensorParallel(Backend& backend, ModelParallel parallel) : be_(b
 }
 
 void TensorParallel::all_reduce(const Tensor& t) const {
-  if (p_.tp_size > 1) p_.tp->all_reduce(t)->wait();
+  if (p_.tp_size > 1) p_.tp->all_reduce(t)->wait_on_device();
 }
 
 void TensorParallel::all_gather_rows(const Tensor& full, const Tensor& shard) const {
   if (p_.tp_size > 1) {
-    p_.tp->all_gather(full, shard)->wait();
+    p_.tp->all_gather(full, shard)->wait_on_device();
   } else {
     be_.copy(full, shard);
   }
@@ -58,7 +58,7 @@ void TensorParallel::all_gather_rows(const Tensor& full, const Tensor& shard) co
 
 void TensorParallel::reduce_scatter_rows(const Tensor& shard, const Tensor& full) const {
   if (p_.tp_size > 1) {
-    p_.tp->reduce_scatter(shard, full)->wait();
+    p_.tp->reduce_scatter(shard, full)->wait_on_device();
   } else {
     be_.copy(shard, full);
   }
@@ -167,7 +167,7 @@ double TensorParallel::vocab_cross_entropy(const Tensor& dlogits, const Tensor& 
   Tensor all = stats;
   if (p_.tp_size > 1) {
     all = be_.allocate({p_.tp_size, N, 3}, DType::f32);
-    p_.tp->all_gather(all, stats)->wait();
+    p_.tp->all_gather(all, stats)->wait_on_device();
   }
   Tensor losses = be_.allocate({N}, DType::f32);
   be_.crossentropy_shard_finish(losses, dlogits, logits, targets, all, p_.tp_size, first, dloss, N, local_v);

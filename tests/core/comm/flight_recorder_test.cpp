@@ -35,9 +35,14 @@ struct Switch {
   }
 };
 
+// device: wait_on_device returns at once, as a device plugin's does (the stream waits, the
+// host does not); otherwise it is the SDK default, a blocking wait().
 class FakeWork final : public CommWork {
  public:
-  explicit FakeWork(std::shared_ptr<Switch> s) : s_(std::move(s)) {}
+  FakeWork(std::shared_ptr<Switch> s, bool device) : s_(std::move(s)), device_(device) {}
+  void wait_on_device() override {
+    if (!device_) wait();
+  }
   void wait() override {
     std::unique_lock lock(s_->m);
     s_->cv.wait(lock, [&] { return s_->done; });
@@ -52,10 +57,12 @@ class FakeWork final : public CommWork {
 
  private:
   std::shared_ptr<Switch> s_;
+  bool device_;
 };
 
 class FakeComm final : public Communicator {
  public:
+  explicit FakeComm(bool device = false) : device_(device) {}
   std::vector<std::shared_ptr<Switch>> issued;
   int rank() const override { return 0; }
   int size() const override { return 3; }
@@ -71,9 +78,10 @@ class FakeComm final : public Communicator {
  private:
   std::unique_ptr<CommWork> next() {
     issued.push_back(std::make_shared<Switch>());
-    return std::make_unique<FakeWork>(issued.back());
+    return std::make_unique<FakeWork>(issued.back(), device_);
   }
   std::string name_ = "dp";
+  bool device_;
 };
 
 }  // namespace
@@ -213,4 +221,71 @@ TEST_CASE("the watchdog fires once for an operation issued longer than the timeo
   CHECK(fired == 1);
   CHECK(late == "group 'dp' all_reduce #2 (16 bytes, step 20)");
   CHECK(age >= 0.2);
+}
+
+TEST_CASE("an operation waited for on the device stays issued until it is done, handle or not", "[comm][flight]") {
+  FlightRecorder rec(64);
+  auto fake = std::make_unique<FakeComm>(true);
+  FakeComm& inner = *fake;
+  std::vector<std::string> failures;
+  WatchedCommunicator comm(std::move(fake), rec, [&](const std::string& m) { failures.push_back(m); });
+  Tensor t;
+  auto a = comm.all_reduce(t);
+  a->wait_on_device();  // returns although the operation is still running
+  a.reset();            // and the handle may go: the recorder keeps watching
+  rec.poll();
+  CHECK(rec.snapshot("").entries[0].state == State::issued);
+  CHECK(rec.oldest_issued().has_value());
+  inner.issued[0]->finish(false);
+  rec.poll();
+  CHECK(rec.snapshot("").entries[0].state == State::completed);
+  CHECK_FALSE(rec.oldest_issued().has_value());
+
+  auto b = comm.all_reduce(t);  // already done when waited for: ends at once
+  inner.issued[1]->finish(false);
+  b->wait_on_device();
+  CHECK(rec.snapshot("").entries[1].state == State::completed);
+
+  auto c = comm.all_reduce(t);  // fails after the device wait: a later wait() reports it
+  c->wait_on_device();
+  inner.issued[2]->finish(true);
+  CHECK_THROWS_AS(c->wait(), CommError);
+  REQUIRE(failures.size() == 1);
+  CHECK(rec.snapshot("").entries[2].state == State::failed);
+  rec.poll();  // the probe finds it done but does not overwrite the failure
+  CHECK(rec.snapshot("").entries[2].state == State::failed);
+
+  auto d = comm.all_reduce(t);  // the next issue polls: d's predecessors are settled
+  CHECK(rec.snapshot("").entries[3].state == State::issued);
+  inner.issued[3]->finish(false);
+  d->wait();
+}
+
+TEST_CASE("the watchdog names a device-waited operation that never completes", "[comm][flight]") {
+  FlightRecorder rec(16);
+  std::atomic<int> fired{0};
+  std::string late;
+  std::mutex m;
+  auto fake = std::make_unique<FakeComm>(true);
+  FakeComm& inner = *fake;
+  WatchedCommunicator comm(std::move(fake), rec, nullptr);
+  Tensor t;
+  {
+    Watchdog dog(rec, 200ms, [&](const FlightEntry& e, double) {
+      std::lock_guard lock(m);
+      late = describe(e);
+      ++fired;
+    });
+    comm.all_reduce(t)->wait_on_device();  // completes in time: the watchdog's poll ends it
+    std::this_thread::sleep_for(50ms);
+    inner.issued[0]->finish(false);
+    std::this_thread::sleep_for(300ms);
+    CHECK(fired == 0);
+    comm.all_reduce(t)->wait_on_device();  // never completes, its handle long gone
+    const auto t0 = std::chrono::steady_clock::now();
+    while (fired == 0 && std::chrono::steady_clock::now() - t0 < 2s) std::this_thread::sleep_for(5ms);
+    CHECK(fired == 1);
+  }
+  CHECK(late == "group 'dp' all_reduce #2 (0 bytes, step 0)");  // an empty tensor here
+  inner.issued[1]->finish(false);
 }

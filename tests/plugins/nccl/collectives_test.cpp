@@ -269,6 +269,47 @@ TEST_CASE("ops are ordered after the backend's queued compute, and compute after
   }
 }
 
+// wait_on_device: the backend's later work waits for the op on the stream, the host does not
+// (the GPU queue is not drained); busy and exposed seconds are there once the op is done.
+TEST_CASE("compute after wait_on_device() sees the result, and the op's times follow once it is done",
+          "[nccl][streams]") {
+  auto ranks = make_ranks(kWorld);
+  if (ranks.empty()) return;
+  MemoryStore store;
+  const std::int64_t n = std::int64_t{1} << 24;
+  std::vector<std::vector<float>> got(kWorld);
+  run_ranks(kWorld, [&](int r) {
+    auto& be = *ranks[static_cast<std::size_t>(r)].backend;
+    auto comm = ranks[static_cast<std::size_t>(r)].comm->connect(group("world", kWorld, r), store);
+    auto t = to_device(be, DType::f32, std::vector<float>(static_cast<std::size_t>(n), 1.0f + static_cast<float>(r)));
+    for (int i = 0; i < 4; ++i) be.axpby(t, 0.0f, t, 3.0f, n);  // queued before the op
+    auto work = comm->all_reduce(t);
+    work->wait_on_device();
+    be.axpby(t, 1.0f, t, 1.0f, n);  // queued after it, without a host wait in between
+    // Several in flight, each waited for on the device, the handles dropped at once.
+    std::vector<Tensor> ts;
+    for (int i = 0; i < 8; ++i) {
+      ts.push_back(to_device(be, DType::f32, std::vector<float>(1000, static_cast<float>(i + r))));
+      comm->all_reduce(ts.back())->wait_on_device();
+      be.axpby(ts.back(), 0.0f, ts.back(), 2.0f, 1000);
+    }
+    got[static_cast<std::size_t>(r)] = to_host<float>(be, t);  // the host read: everything is done
+    for (int i = 0; i < 8; ++i) {
+      const auto v = to_host<float>(be, ts[static_cast<std::size_t>(i)]);
+      RANK_REQUIRE(v[0] == static_cast<float>(2 * (2 * i + 1)) && v[999] == v[0], "op " << i << " gave " << v[0]);
+    }
+    RANK_REQUIRE(work->ready());
+    RANK_REQUIRE(work->busy_seconds() > 0);
+    RANK_REQUIRE(work->exposed_seconds() >= 0);
+    work->wait();  // returns at once: it is done
+    comm->barrier();
+  });
+  for (int r = 0; r < kWorld; ++r) {
+    const auto& v = got[static_cast<std::size_t>(r)];
+    for (std::size_t k = 0; k < v.size(); k += 4097) REQUIRE(v[k] == 486.0f);
+  }
+}
+
 TEST_CASE("groups over the same GPUs coexist, and a group can reconnect", "[nccl][groups]") {
   auto ranks = make_ranks(kWorld);
   if (ranks.empty()) return;
