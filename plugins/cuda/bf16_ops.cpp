@@ -93,14 +93,12 @@ void Bf16Ops::layernorm_backward(const Tensor& dinp, const Tensor& dweight, cons
 
 // Row-major out[N,OC] = inp[N,C] W[OC,C]^T is column-major out^T = W^T... as cuBLAS sees it:
 // D[OC,N] = op(A = W stored C x OC, transposed) B (inp stored C x N).
-void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias, int N,
-                             int C, int OC) {
-  const char* op = "matmul_forward";
-  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
-  if (!out) kChecks.fail(op, "out is empty");
-  const DType out_type = out.dtype();  // bf16, or f32 for logits read on the host
-  if (out_type != kBf16 && out_type != DType::f32) kChecks.fail(op, "out must be bf16 or f32");
-  kChecks.matmul_forward(out, inp, weight, bias, N, C, OC, kBf16, out_type);
+namespace {
+
+// out[N,OC] = inp[N,C] W[OC,C]^T, row-major, as cuBLAS's column-major out^T = W inp^T: the
+// weight (ld C) transposed, the input (ld C) as is, out with ld OC. Bias, epilogue and types
+// are the caller's.
+LtShape forward_shape(int N, int C, int OC) {
   LtShape s;
   s.ta = CUBLAS_OP_T;
   s.tb = CUBLAS_OP_N;
@@ -110,6 +108,20 @@ void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor&
   s.lda = C;
   s.ldb = C;
   s.ldd = OC;
+  return s;
+}
+
+}  // namespace
+
+void Bf16Ops::matmul_forward(const Tensor& out, const Tensor& inp, const Tensor& weight, const Tensor& bias, int N,
+                             int C, int OC) {
+  const char* op = "matmul_forward";
+  kChecks.dims(op, {{"N", N}, {"C", C}, {"OC", OC}});
+  if (!out) kChecks.fail(op, "out is empty");
+  const DType out_type = out.dtype();  // bf16, or f32 for logits read on the host
+  if (out_type != kBf16 && out_type != DType::f32) kChecks.fail(op, "out must be bf16 or f32");
+  kChecks.matmul_forward(out, inp, weight, bias, N, C, OC, kBf16, out_type);
+  LtShape s = forward_shape(N, C, OC);
   s.d_type = out_type == kBf16 ? CUDA_R_16BF : CUDA_R_32F;
   // The bias epilogue wants an aligned bias vector; a parameter view may not be.
   const bool epilogue = bias && reinterpret_cast<std::uintptr_t>(bias.data()) % 16 == 0;
@@ -130,15 +142,7 @@ void Bf16Ops::matmul_residual_forward(const Tensor& out, const Tensor& inp, cons
   const char* op = "matmul_residual_forward";
   kChecks.matmul_forward(out, inp, weight, bias, N, C, OC, kBf16, kBf16);
   kChecks.numel(op, "residual", residual, static_cast<std::int64_t>(N) * OC, "N*OC", kBf16);
-  LtShape s;
-  s.ta = CUBLAS_OP_T;
-  s.tb = CUBLAS_OP_N;
-  s.m = OC;
-  s.n = N;
-  s.k = C;
-  s.lda = C;
-  s.ldb = C;
-  s.ldd = OC;
+  LtShape s = forward_shape(N, C, OC);
   s.bias = static_cast<bool>(bias);
   s.accumulate = true;
   lt_.run(op, s, weight.data(), inp.data(), out.data(), bias ? bias.data() : nullptr, 1.0f, nullptr, residual.data());
@@ -201,15 +205,7 @@ void Bf16Ops::matmul_gelu_forward(const Tensor& out, const Tensor& pre, const Te
       (bias && !aligned16(bias))) {
     return separate();
   }
-  LtShape s;
-  s.ta = CUBLAS_OP_T;
-  s.tb = CUBLAS_OP_N;
-  s.m = OC;
-  s.n = N;
-  s.k = C;
-  s.lda = C;
-  s.ldb = C;
-  s.ldd = OC;
+  LtShape s = forward_shape(N, C, OC);
   s.bias = static_cast<bool>(bias);
   s.gelu = LtShape::Gelu::forward;
   try {
