@@ -19,6 +19,7 @@
 #include "comm/watched_communicator.hpp"
 #include "data/synth.hpp"
 #include "engine/components.hpp"
+#include "engine/optimizer_copies.hpp"
 #include "plugin/registry.hpp"
 #include "recipe/print.hpp"
 #include "trainer/failure.hpp"
@@ -44,28 +45,6 @@ void sum_on_device(Backend& backend, Communicator& group, const Tensor& value) {
   backend.convert(t, value);
   group.all_reduce(t)->wait_on_device();
   backend.convert(value, t);
-}
-
-// The units whose every parameter is a whole optimizer target carrying that parameter's own
-// compute copy: an optimizer that writes copies leaves those units fresh after its step.
-std::vector<bool> written_units(const ParameterStore& params, const std::vector<OptimizerTarget>& targets) {
-  std::vector<bool> covered(params.size(), false);
-  for (const auto& t : targets) {
-    if (!t.compute) continue;
-    const auto i = params.find(t.name);
-    if (!i) continue;
-    const Tensor own = params.compute_value(*i);
-    covered[*i] = own && t.compute.data() == own.data() && t.compute.numel() == own.numel() &&
-                  t.value.data() == params.value(*i).data() && t.value.numel() == params.value(*i).numel();
-  }
-  std::vector<bool> written(params.units().size(), false);
-  for (std::size_t u = 0; u < written.size(); ++u) {
-    const auto& unit = params.units()[u];
-    bool all = unit.last > unit.first;
-    for (std::size_t i = unit.first; i < unit.last; ++i) all = all && covered[i];
-    written[u] = all;
-  }
-  return written;
 }
 
 }  // namespace
@@ -157,7 +136,7 @@ Trainer::Trainer(const ConfigNode& recipe, TrainerOptions options)
   for (std::size_t u = 0; u < params_->units().size(); ++u) replicas_ = replicas_ && params_->unit_values(u);
   const auto targets = components_.layout->optimizer_targets();
   components_.optimizer->init(backend, targets);
-  if (bf16 && components_.optimizer->writes_compute()) optimizer_written_units_ = written_units(*params_, targets);
+  if (bf16 && components_.optimizer->writes_compute()) optimizer_written_units_ = units_written_by(*params_, targets);
   setup_checkpoints(targets);
   pass_ = std::make_unique<ForwardBackward>(backend, model, *components_.recompute, *components_.layout, shape_);
   setup_pipeline();

@@ -3,8 +3,10 @@
 // release and materialisation, and is counted in the resident bytes.
 #include <catch2/catch.hpp>
 
+#include "engine/optimizer_copies.hpp"
 #include "support/plugins.hpp"
 #include "trainer/bf16.hpp"
+#include "trainer/optimizer.hpp"
 #include "trainer/parameters.hpp"
 
 using namespace trainer;
@@ -87,4 +89,35 @@ TEST_CASE("ParameterStore keeps bf16 compute copies of its f32 values", "[engine
   store.refresh_compute_block(0);
   CHECK(host_bf16(*backend, store.compute_value(2)) == std::vector<float>{0.25f, 0.5f});
   CHECK(store.resident_bytes() == before);
+}
+
+// After a step of an optimizer that writes the copies itself, the trainer refreshes only the
+// units it cannot vouch for: units_written_by says which. A unit counts only when every one of
+// its parameters is a whole target carrying the store's own copy of that parameter.
+TEST_CASE("units_written_by trusts a unit only when the targets carry all its copies", "[engine][precision]") {
+  auto backend = test::make_plugin<Backend>(PluginKind::backend, "cpu");
+  ParameterStore store(*backend, specs());
+  store.initialize(3);
+  const auto whole = [&](std::size_t i, bool copy) {
+    return OptimizerTarget{store.spec(i).name, store.value(i), store.grad(i), false,
+                           copy ? store.compute_value(i) : Tensor()};
+  };
+  REQUIRE(store.units().size() == 2);  // {emb}, {h.0.w, h.0.b}
+
+  // f32 compute: the "copy" is the value itself, nothing to skip.
+  CHECK(units_written_by(store, {whole(0, true), whole(1, true), whole(2, true)}) == std::vector<bool>{false, false});
+
+  store.set_compute_dtype(DType::bf16);
+  CHECK(units_written_by(store, {whole(0, true), whole(1, true), whole(2, true)}) == std::vector<bool>{true, true});
+  // A parameter without its copy, or missing, leaves its unit to the refresh.
+  CHECK(units_written_by(store, {whole(0, true), whole(1, true), whole(2, false)}) == std::vector<bool>{true, false});
+  CHECK(units_written_by(store, {whole(0, true), whole(1, true)}) == std::vector<bool>{true, false});
+  // A slice of a parameter (a sharded layout's target) does not vouch for the whole copy.
+  OptimizerTarget slice{store.spec(0).name + "[0:6]", store.value(0).view(0, {6}), store.grad(0).view(0, {6}), false,
+                        store.compute_value(0).view(0, {6})};
+  CHECK(units_written_by(store, {slice, whole(1, true), whole(2, true)}) == std::vector<bool>{false, true});
+  // Another tensor than the store's own copy does not either.
+  OptimizerTarget other = whole(1, true);
+  other.compute = backend->allocate({4}, DType::bf16);
+  CHECK(units_written_by(store, {whole(0, true), other, whole(2, true)}) == std::vector<bool>{true, false});
 }
