@@ -7,13 +7,6 @@ set -uo pipefail
 source "$1/tests/support/shell_checks.sh"
 scratch_test "$@"
 export OMP_NUM_THREADS=1
-# Steps from..to of two loss lists agree within a relative tolerance.
-close_losses() {
-  awk -v from="$3" -v to="$4" -v tol="$5" 'NR == FNR { a[$1] = $2; next }
-    $1 >= from && $1 <= to { n++; d = a[$1] - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2;
-      if (!($1 in a) || d > tol * s) { print "step " $1 ": " a[$1] " vs " $2; bad = 1 } }
-    END { exit (bad || n != to - from + 1) }' "$1" "$2"
-}
 
 tiny_gpt_recipe r.yaml <<YAML
 train: {steps: 10, micro_batch: 1, global_batch: 12, log_every: 1, eval_every: 100, eval_batches: 1}

@@ -5,6 +5,9 @@
 #   finish                    ends the test: exit 1 if any check failed
 #   losses METRICS.jsonl      "step loss" per line; for a step logged twice (a resumed run
 #                             repeats steps), the last record wins
+#   close_losses A B FROM TO TOL
+#                             steps FROM..TO of two `losses` lists agree within TOL relative
+#                             (every step present in both)
 #   tiny_gpt_recipe FILE      writes the tiny-gpt-sized model, data (under $work/data) and
 #                             optimizer the multi-process tests share, then stdin's sections
 
@@ -32,6 +35,13 @@ finish() {
 losses() {
   awk -F'[:,]' '/"event":"step"/ { l[$4] = $6; if ($4 > n) n = $4 }
     END { for (i = 1; i <= n; i++) if (i in l) print i, l[i] }' "$1"
+}
+
+close_losses() {
+  awk -v from="$3" -v to="$4" -v tol="$5" 'NR == FNR { a[$1] = $2; next }
+    $1 >= from && $1 <= to { n++; d = a[$1] - $2; if (d < 0) d = -d; s = $2 < 0 ? -$2 : $2;
+      if (!($1 in a) || d > tol * s) { print "step " $1 ": " a[$1] " vs " $2; bad = 1 } }
+    END { exit (bad || n != to - from + 1) }' "$1" "$2"
 }
 
 tiny_gpt_recipe() {

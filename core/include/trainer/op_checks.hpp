@@ -58,6 +58,14 @@ class OpChecks {
     }
   }
 
+  // An elementwise op's tensors: N > 0, and each named tensor N elements of `dtype`, checked in
+  // the order given.
+  void elementwise(const char* op, std::int64_t N, DType dtype,
+                   std::initializer_list<std::pair<const char*, const Tensor*>> tensors) const {
+    dims(op, {{"N", N}});
+    for (const auto& [name, t] : tensors) numel(op, name, *t, N, "N", dtype);
+  }
+
   // A table of any row count: its size must be a whole number of rows of C.
   std::int64_t table_rows(const char* op, const char* name, const Tensor& t, int C, DType dtype = DType::f32) const {
     tensor(op, name, t, dtype);
@@ -215,50 +223,32 @@ class OpChecks {
   }
 
   void gelu_forward(const Tensor& out, const Tensor& inp, std::int64_t N, DType act = DType::f32) const {
-    const char* op = "gelu_forward";
-    dims(op, {{"N", N}});
-    numel(op, "out", out, N, "N", act);
-    numel(op, "inp", inp, N, "N", act);
+    elementwise("gelu_forward", N, act, {{"out", &out}, {"inp", &inp}});
   }
 
   void gelu_backward(const Tensor& dinp, const Tensor& inp, const Tensor& dout, std::int64_t N,
                      DType act = DType::f32) const {
-    const char* op = "gelu_backward";
-    dims(op, {{"N", N}});
-    numel(op, "dinp", dinp, N, "N", act);
-    numel(op, "inp", inp, N, "N", act);
-    numel(op, "dout", dout, N, "N", act);
+    elementwise("gelu_backward", N, act, {{"dinp", &dinp}, {"inp", &inp}, {"dout", &dout}});
   }
 
   void residual_forward(const Tensor& out, const Tensor& a, const Tensor& b, std::int64_t N,
                         DType act = DType::f32) const {
-    const char* op = "residual_forward";
-    dims(op, {{"N", N}});
-    numel(op, "out", out, N, "N", act);
-    numel(op, "a", a, N, "N", act);
-    numel(op, "b", b, N, "N", act);
+    elementwise("residual_forward", N, act, {{"out", &out}, {"a", &a}, {"b", &b}});
   }
 
   // dropout_forward (out, inp) and dropout_backward (dinp, dout): op and names say which.
   void dropout(const char* op, const char* out_name, const Tensor& out, const char* in_name, const Tensor& inp,
                float p, std::int64_t N, DType act = DType::f32) const {
-    dims(op, {{"N", N}});
-    numel(op, out_name, out, N, "N", act);
-    numel(op, in_name, inp, N, "N", act);
+    elementwise(op, N, act, {{out_name, &out}, {in_name, &inp}});
     if (!(p >= 0.0f && p < 1.0f)) fail(op, "p = " + std::to_string(p) + " is outside [0, 1)");
   }
 
   void axpby(const Tensor& y, const Tensor& x, std::int64_t N) const {
-    const char* op = "axpby";
-    dims(op, {{"N", N}});
-    numel(op, "y", y, N, "N");
-    numel(op, "x", x, N, "N");
+    elementwise("axpby", N, DType::f32, {{"y", &y}, {"x", &x}});
   }
 
   void sum_squares(const Tensor& x, std::int64_t N) const {
-    const char* op = "sum_squares";
-    dims(op, {{"N", N}});
-    numel(op, "x", x, N, "N");
+    elementwise("sum_squares", N, DType::f32, {{"x", &x}});
   }
 
   // dlogits may be empty. Target ids are data: each backend checks them.
